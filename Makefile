@@ -1,0 +1,27 @@
+# rootfree: every entry point of the project. `make help` lists them.
+PYTHON ?= python3
+# The torch build this project is developed and tested with; override for other machines.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+
+.PHONY: help install data test test-all test-gpu
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: data  ## install torch, rootfree and its dev dependencies, and the default dataset
+	$(PYTHON) -m pip install -q $(TORCH)
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+data:  ## Fashion-MNIST from Debian's dataset-fashion-mnist package (needs root)
+	@if [ -d $(FASHION_MNIST) ]; then echo "Fashion-MNIST present in $(FASHION_MNIST)"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
+
+test:  ## the default test suite (excludes tests marked slow)
+	$(PYTHON) -m pytest -q
+
+test-all:  ## every test, slow ones included
+	$(PYTHON) -m pytest -q -m ''
+
+test-gpu:  ## the tests that need CUDA (they skip without it)
+	$(PYTHON) -m pytest -q -m '' -k cuda

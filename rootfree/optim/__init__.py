@@ -1,0 +1,31 @@
+"""rootfree's optimizers: root-free and root-based adaptive methods as plain torch optimizers."""
+
+from rootfree.optim.batch_size import BatchSizeCounter
+from rootfree.optim.registry import (
+    OPTIMIZERS,
+    OptimizerSpec,
+    create_optimizer,
+    from_paper_hparams,
+    get_optimizer_spec,
+    to_paper_hparams,
+    weight_decay_param_groups,
+)
+from rootfree.optim.rootfree_adam import RootFreeAdam
+from rootfree.optim.rootfree_rmsprop import RootFreeRMSProp
+from rootfree.optim.rootfree_shampoo import RootFreeShampoo
+from rootfree.optim.shampoo import Shampoo
+
+__all__ = [
+    "OPTIMIZERS",
+    "BatchSizeCounter",
+    "OptimizerSpec",
+    "RootFreeAdam",
+    "RootFreeRMSProp",
+    "RootFreeShampoo",
+    "Shampoo",
+    "create_optimizer",
+    "from_paper_hparams",
+    "get_optimizer_spec",
+    "to_paper_hparams",
+    "weight_decay_param_groups",
+]

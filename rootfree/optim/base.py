@@ -1,0 +1,90 @@
+"""Behaviour every rootfree optimizer shares: closures, autocast-free steps, dtype-keeping resume."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+_AUTOCAST_DEVICES = ("cpu", "cuda")
+
+
+@contextlib.contextmanager
+def autocast_disabled() -> Iterator[None]:
+    """Run optimizer math in the dtypes we chose, even when step() is called under autocast.
+
+    Autocast would silently turn the Kronecker methods' matmuls into bf16/fp16 matmuls.
+    """
+    with contextlib.ExitStack() as stack:
+        for device in _AUTOCAST_DEVICES:
+            if torch.is_autocast_enabled(device):
+                stack.enter_context(torch.autocast(device_type=device, enabled=False))
+        yield
+
+
+def _restore_dtypes(value: Any, saved: Any) -> Any:
+    """Cast ``value`` (possibly nested in lists) back to the dtypes of the ``saved`` state."""
+    if torch.is_tensor(value) and torch.is_tensor(saved):
+        return value if value.dtype == saved.dtype else value.to(saved.dtype)
+    if isinstance(value, list) and isinstance(saved, list):
+        return [_restore_dtypes(v, s) for v, s in zip(value, saved)]
+    return value
+
+
+class RootfreeOptimizer(Optimizer):
+    """Base class: subclasses implement ``_step_group(group)`` for one param group."""
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with autocast_disabled():
+            for group in self.param_groups:
+                self._step_group(group)
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load like torch does, but keep each state tensor's saved dtype.
+
+        torch casts all floating state to the parameter's dtype, which would turn a bf16
+        second moment or preconditioner into fp32 on resume and break bitwise continuation.
+        """
+        super().load_state_dict(state_dict)
+        saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for pid, param in zip(saved_ids, params):
+            saved_state = state_dict["state"].get(pid)
+            if saved_state is None or param not in self.state:
+                continue
+            state = self.state[param]
+            for key, value in state.items():
+                state[key] = _restore_dtypes(value, saved_state.get(key))
+
+
+def grad_or_raise(param: torch.Tensor, name: str) -> torch.Tensor:
+    grad = param.grad
+    if grad.is_sparse:
+        raise RuntimeError(f"{name} does not support sparse gradients")
+    return grad
+
+
+def group_by_device_and_dtypes(*columns: list[Any]) -> list[tuple[list[Any], ...]]:
+    """Split parallel lists into sublists whose tensors share device and dtype, column by column.
+
+    Unlike torch's helper, state may have another dtype than its parameter (bf16 state).
+    """
+    groups: dict[tuple[Any, ...], list[list[Any]]] = defaultdict(lambda: [[] for _ in columns])
+    for row in zip(*columns):
+        key = tuple((t.device, t.dtype) if torch.is_tensor(t) else None for t in row)
+        for column, value in zip(groups[key], row):
+            column.append(value)
+    return [tuple(group) for group in groups.values()]

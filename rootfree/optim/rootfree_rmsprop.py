@@ -1,0 +1,174 @@
+"""RF-RMSProp: the paper's root-free RMSProp (shared/paper.md 1.1.2, yorkerlin ``MyRmsProp``).
+
+    S <- (1 - lr_cov) S + lr_cov * B * g*g          (S starts at 1, not 0)
+    d  = g / (S + damping) + weight_decay * p       (weight decay after preconditioning)
+    b <- momentum * b + d                            (heavy ball, no dampening)
+    p <- p - lr * b
+
+No square root and no bias correction. B is the number of samples the loss is averaged over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from rootfree.optim.base import RootfreeOptimizer, grad_or_raise, group_by_device_and_dtypes
+from rootfree.optim.validation import (
+    check_lr,
+    check_nonnegative,
+    check_positive_int,
+    check_unit_interval,
+    dtype_name,
+    resolve_dtype,
+)
+
+
+class RootFreeRMSProp(RootfreeOptimizer):
+    """Root-free RMSProp with batch-size-scaled second moment and heavy-ball momentum.
+
+    Args:
+        lr: step size (the paper's beta_1).
+        lr_cov: second-moment learning rate (the paper's beta_2; torch RMSprop's 1 - alpha).
+        damping: lambda added to S (torch's eps).
+        momentum: heavy-ball momentum alpha_1 in [0, 1).
+        weight_decay: added to the preconditioned step (not preconditioned itself).
+        batch_size: B, the number of samples the loss is averaged over.
+        state_dtype: dtype of S and the momentum buffer (``None``: the parameter's); the paper
+            ran bf16 under AMP.
+        second_moment_init: S_0; 1 in the paper, 0 is its ``dummy_init`` ablation.
+        foreach: use the multi-tensor path (default: on when every parameter is on CUDA).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        lr_cov: float = 1e-2,
+        damping: float = 1e-4,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        *,
+        batch_size: int,
+        state_dtype: str | torch.dtype | None = None,
+        second_moment_init: float = 1.0,
+        foreach: bool | None = None,
+    ) -> None:
+        check_lr(lr)
+        check_unit_interval("lr_cov", lr_cov, open_low=True, open_high=False)
+        check_nonnegative("damping", damping)
+        check_unit_interval("momentum", momentum, open_low=False, open_high=True)
+        check_nonnegative("weight_decay", weight_decay)
+        check_positive_int("batch_size", batch_size)
+        check_nonnegative("second_moment_init", second_moment_init)
+        defaults = dict(
+            lr=lr,
+            lr_cov=lr_cov,
+            damping=damping,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            state_dtype=dtype_name("state_dtype", state_dtype),
+            second_moment_init=second_moment_init,
+            foreach=foreach,
+        )
+        super().__init__(params, defaults)
+
+    def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        state = self.state[param]
+        if not state:
+            dtype = resolve_dtype(group["state_dtype"], param.dtype)
+            state["step"] = 0
+            state["second_moment"] = torch.full_like(
+                param, group["second_moment_init"], dtype=dtype, memory_format=torch.preserve_format
+            )
+            if group["momentum"] != 0.0:
+                state["momentum_buffer"] = torch.zeros_like(
+                    param, dtype=dtype, memory_format=torch.preserve_format
+                )
+        return state
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        params, grads, second_moments, buffers = [], [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self._init_state(group, p)
+            state["step"] += 1
+            params.append(p)
+            grads.append(grad_or_raise(p, "RootFreeRMSProp"))
+            second_moments.append(state["second_moment"])
+            buffers.append(state.get("momentum_buffer"))
+        if not params:
+            return
+        foreach = group["foreach"]
+        if foreach is None:
+            foreach = all(p.is_cuda for p in params)
+        update = _multi_tensor_rootfree_rmsprop if foreach else _single_tensor_rootfree_rmsprop
+        update(
+            params,
+            grads,
+            second_moments,
+            buffers,
+            lr=group["lr"],
+            lr_cov=group["lr_cov"],
+            damping=group["damping"],
+            momentum=group["momentum"],
+            weight_decay=group["weight_decay"],
+            batch_size=group["batch_size"],
+        )
+
+
+def _single_tensor_rootfree_rmsprop(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    second_moments: list[torch.Tensor],
+    buffers: list[torch.Tensor | None],
+    *,
+    lr: float,
+    lr_cov: float,
+    damping: float,
+    momentum: float,
+    weight_decay: float,
+    batch_size: int,
+) -> None:
+    """Reference implementation, one tensor at a time; the foreach path must equal it."""
+    for param, grad, second_moment, buffer in zip(params, grads, second_moments, buffers):
+        grad = grad.to(second_moment.dtype)
+        second_moment.mul_(1.0 - lr_cov).addcmul_(grad, grad, value=lr_cov * batch_size)
+        direction = grad.div(second_moment.add(damping))
+        if weight_decay != 0.0:
+            direction.add_(param, alpha=weight_decay)
+        if buffer is not None:
+            direction = buffer.mul_(momentum).add_(direction)
+        param.add_(direction, alpha=-lr)
+
+
+def _multi_tensor_rootfree_rmsprop(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    second_moments: list[torch.Tensor],
+    buffers: list[torch.Tensor | None],
+    *,
+    lr: float,
+    lr_cov: float,
+    damping: float,
+    momentum: float,
+    weight_decay: float,
+    batch_size: int,
+) -> None:
+    """Same math as the reference with ``torch._foreach_*`` over same-device, same-dtype lists."""
+    for p, g, s, b in group_by_device_and_dtypes(params, grads, second_moments, buffers):
+        g = [t.to(s[0].dtype) for t in g] if g[0].dtype != s[0].dtype else g
+        torch._foreach_mul_(s, 1.0 - lr_cov)
+        torch._foreach_addcmul_(s, g, g, value=lr_cov * batch_size)
+        direction = torch._foreach_div(g, torch._foreach_add(s, damping))
+        if weight_decay != 0.0:
+            torch._foreach_add_(direction, p, alpha=weight_decay)
+        if b[0] is not None:
+            torch._foreach_mul_(b, momentum)
+            torch._foreach_add_(b, direction)
+            direction = b
+        torch._foreach_add_(p, direction, alpha=-lr)

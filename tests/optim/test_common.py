@@ -1,0 +1,198 @@
+"""The contract every registered optimizer keeps as a plain torch optimizer."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+
+from rootfree.optim import OPTIMIZERS, create_optimizer, get_optimizer_spec
+from tests.optim.helpers import BATCH, batches, loss_fn, small_cnn, snapshot, train
+
+# Settings that make every method move visibly in a few steps and exercise all state.
+HPARAMS = {
+    "sgd": dict(lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "adamw": dict(lr=0.01, weight_decay=1e-2),
+    "rmsprop": dict(lr=0.01, momentum=0.9),
+    "shampoo": dict(lr=0.01, eps=1e-4, weight_decay=1e-3, update_every=2, grafting="adam"),
+    "rootfree_adam": dict(lr=0.02, weight_decay=1e-2),
+    "rootfree_rmsprop": dict(lr=0.01, lr_cov=0.1, momentum=0.9, weight_decay=1e-3),
+    "rootfree_shampoo": dict(lr=0.01, lr_cov=0.1, weight_decay=1e-3, update_every=2),
+}
+NAMES = sorted(OPTIMIZERS)
+
+
+def make(name, model, **overrides):
+    return create_optimizer(name, model, batch_size=BATCH, **{**HPARAMS[name], **overrides})
+
+
+def test_every_registered_name_has_test_settings():
+    assert set(HPARAMS) == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_reduces_loss(name):
+    model = small_cnn()
+    data = batches(1) * 30
+    losses = train(model, make(name, model), data)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.9 * losses[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_from_weights_only_checkpoint_equals_uninterrupted(name):
+    data = batches(12)
+    model = small_cnn()
+    optimizer = make(name, model)
+    train(model, optimizer, data)
+    expected = snapshot(model)
+
+    model = small_cnn()
+    optimizer = make(name, model)
+    train(model, optimizer, data[:5])
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+
+    resumed_model = small_cnn(seed=123)
+    resumed_model.load_state_dict(checkpoint["model"])
+    resumed = make(name, resumed_model)
+    resumed.load_state_dict(checkpoint["optimizer"])
+    train(resumed_model, resumed, data[5:])
+    for got, want in zip(resumed_model.parameters(), expected):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["rootfree_adam", "rootfree_rmsprop", "rootfree_shampoo", "shampoo"])
+def test_resume_keeps_low_precision_state_dtype(name):
+    key = {"shampoo": "preconditioner_dtype", "rootfree_shampoo": "preconditioner_dtype"}.get(
+        name, "state_dtype"
+    )
+    model = small_cnn()
+    optimizer = make(name, model, **{key: "bfloat16"})
+    train(model, optimizer, batches(3))
+    fresh = make(name, model, **{key: "bfloat16"})
+    fresh.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+
+    def dtypes(opt):
+        found = set()
+        for state in opt.state.values():
+            for value in state.values():
+                for t in value if isinstance(value, list) else [value]:
+                    if torch.is_tensor(t) and t.is_floating_point() and t.ndim > 0:
+                        found.add(t.dtype)
+        return found
+
+    assert torch.bfloat16 in dtypes(optimizer)
+    assert dtypes(fresh) == dtypes(optimizer)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_param_groups_keep_their_own_lr_and_weight_decay(name):
+    model = small_cnn()
+    frozen = list(model[0].parameters())
+    decayed = list(model[5].parameters())
+    rest = [p for p in model.parameters() if all(p is not q for q in frozen + decayed)]
+    groups = [
+        {"params": frozen, "lr": 0.0},
+        {"params": decayed, "weight_decay": 0.5},
+        {"params": rest},
+    ]
+    optimizer = make(name, groups)
+    assert [g["lr"] for g in optimizer.param_groups][0] == 0.0
+    before = snapshot(model)
+    train(model, optimizer, batches(3))
+    for p, old in zip(model[0].parameters(), before[:2]):
+        assert torch.equal(p, old), "a group with lr=0 must not move"
+
+    # The same run with the default weight decay on the middle group ends elsewhere.
+    other = small_cnn()
+    groups = [
+        {"params": list(other[0].parameters()), "lr": 0.0},
+        {"params": list(other[5].parameters())},
+        {"params": [p for i, m in enumerate(other) if i not in (0, 5) for p in m.parameters()]},
+    ]
+    other_optimizer = make(name, groups)
+    train(other, other_optimizer, batches(3))
+    assert not torch.allclose(model[5].weight, other[5].weight)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_closure_is_evaluated_and_its_loss_returned(name):
+    model = small_cnn()
+    optimizer = make(name, model)
+    x, y = batches(1)[0]
+    calls = []
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(model, x, y)
+        loss.backward()
+        calls.append(loss.item())
+        return loss
+
+    returned = optimizer.step(closure)
+    assert calls and returned.item() == calls[0]
+
+    reference = small_cnn()
+    reference_optimizer = make(name, reference)
+    train(reference, reference_optimizer, [(x, y)])
+    for got, want in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_step_under_bf16_autocast_equals_plain_step(name):
+    data = batches(4)
+
+    def run(autocast_step):
+        model = small_cnn()
+        optimizer = make(name, model)
+        for x, y in data:
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = loss_fn(model, x, y)
+            loss.backward()
+            if autocast_step:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    optimizer.step()
+            else:
+                optimizer.step()
+        return snapshot(model)
+
+    plain, under_autocast = run(False), run(True)
+    assert all(p.dtype == torch.float32 for p in under_autocast)
+    for got, want in zip(under_autocast, plain):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameters_without_grad_are_left_alone(name):
+    model = small_cnn()
+    optimizer = make(name, model)
+    model[5].weight.requires_grad_(False)
+    before = model[5].weight.clone()
+    train(model, optimizer, batches(2))
+    assert torch.equal(model[5].weight, before)
+    assert model[5].weight not in optimizer.state
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_optimizer_survives_deepcopy_and_repr(name):
+    model = small_cnn()
+    optimizer = make(name, model)
+    train(model, optimizer, batches(1))
+    assert type(optimizer).__name__ in repr(optimizer)
+    copy.deepcopy(optimizer)
+
+
+def test_spec_metadata_is_consistent():
+    for name, spec in OPTIMIZERS.items():
+        assert spec.family in {"sgd", "diagonal", "kronecker"}
+        if spec.root_free:
+            counterpart = get_optimizer_spec(spec.counterpart)
+            assert not counterpart.root_free and counterpart.family == spec.family
+            assert spec.takes_batch_size
