@@ -88,3 +88,14 @@ def group_by_device_and_dtypes(*columns: list[Any]) -> list[tuple[list[Any], ...
         for column, value in zip(groups[key], row):
             column.append(value)
     return [tuple(group) for group in groups.values()]
+
+
+def foreach_scale_(tensors: list[torch.Tensor], factor: float) -> None:
+    """tensors *= factor, rounding like ``Tensor.mul_(factor)``.
+
+    ``torch._foreach_mul_`` with a Python scalar rounds the scalar to the tensors' dtype first on
+    CPU (0.99 becomes 0.98828125 in bf16: lr_cov 0.01 would act as 0.0117). A 0-d tensor in the
+    op-math dtype keeps the factor as the for-loop does, so the foreach path stays bitwise equal.
+    """
+    opmath = torch.promote_types(tensors[0].dtype, torch.float32)
+    torch._foreach_mul_(tensors, torch.tensor(factor, dtype=opmath))

@@ -16,7 +16,12 @@ from typing import Any
 
 import torch
 
-from rootfree.optim.base import RootfreeOptimizer, grad_or_raise, group_by_device_and_dtypes
+from rootfree.optim.base import (
+    RootfreeOptimizer,
+    foreach_scale_,
+    grad_or_raise,
+    group_by_device_and_dtypes,
+)
 from rootfree.optim.validation import (
     check_betas,
     check_lr,
@@ -167,9 +172,9 @@ def _multi_tensor_rootfree_adam(
     for p, g, m, s, correction1, correction2 in groups:
         g = [t.to(s[0].dtype) for t in g] if g[0].dtype != s[0].dtype else g
         if weight_decay != 0.0:
-            torch._foreach_mul_(p, 1.0 - lr * weight_decay)
+            foreach_scale_(p, 1.0 - lr * weight_decay)
         torch._foreach_lerp_(m, g, 1.0 - beta1)
-        torch._foreach_mul_(s, beta2)
+        foreach_scale_(s, beta2)
         torch._foreach_addcmul_(s, g, g, value=(1.0 - beta2) * batch_size)
         denominator = torch._foreach_div(s, list(correction2))
         torch._foreach_add_(denominator, damping)

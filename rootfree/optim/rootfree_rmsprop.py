@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 
-from rootfree.optim.base import RootfreeOptimizer, grad_or_raise, group_by_device_and_dtypes
+from rootfree.optim.base import (
+    RootfreeOptimizer,
+    foreach_scale_,
+    grad_or_raise,
+    group_by_device_and_dtypes,
+)
 from rootfree.optim.validation import (
     check_lr,
     check_nonnegative,
@@ -162,13 +167,13 @@ def _multi_tensor_rootfree_rmsprop(
     """Same math as the reference with ``torch._foreach_*`` over same-device, same-dtype lists."""
     for p, g, s, b in group_by_device_and_dtypes(params, grads, second_moments, buffers):
         g = [t.to(s[0].dtype) for t in g] if g[0].dtype != s[0].dtype else g
-        torch._foreach_mul_(s, 1.0 - lr_cov)
+        foreach_scale_(s, 1.0 - lr_cov)
         torch._foreach_addcmul_(s, g, g, value=lr_cov * batch_size)
         direction = torch._foreach_div(g, torch._foreach_add(s, damping))
         if weight_decay != 0.0:
             torch._foreach_add_(direction, p, alpha=weight_decay)
         if b[0] is not None:
-            torch._foreach_mul_(b, momentum)
+            foreach_scale_(b, momentum)
             torch._foreach_add_(b, direction)
             direction = b
         torch._foreach_add_(p, direction, alpha=-lr)
