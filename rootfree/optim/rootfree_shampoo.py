@@ -123,7 +123,9 @@ class RootFreeShampoo(RootfreeOptimizer):
         state["next_update"] = 0
         state["factors"] = factors
         state["preconditioners"] = [f.clone() for f in factors]
-        state["preconditioner_scale"] = torch.ones((), dtype=torch.float32, device=param.device)
+        state["preconditioner_scale"] = torch.ones(
+            (), dtype=torch.promote_types(dtype, torch.float32), device=param.device
+        )
         return state
 
     def _step_group(self, group: dict[str, Any]) -> None:
@@ -165,7 +167,8 @@ class RootFreeShampoo(RootfreeOptimizer):
         scaled = [factor * (1.0 / math.sqrt(dim)) for factor, dim in zip(factors, dims)]
         g_hat = kronecker.apply_factors(grad * math.sqrt(group["batch_size"]), scaled, transpose=True)
         inners = [kronecker.inner(factor) for factor in scaled]
-        traces = torch.stack([kronecker.average_trace(m).float() for m in inners])
+        opmath = torch.promote_types(grad.dtype, torch.float32)
+        traces = torch.stack([kronecker.average_trace(m).to(opmath) for m in inners])
 
         if alpha2 != 0.0 and "factor_momenta" not in state:
             state["factor_momenta"] = [torch.zeros_like(f) for f in factors]
@@ -176,12 +179,13 @@ class RootFreeShampoo(RootfreeOptimizer):
             kronecker.add_to_diagonal_(step, -0.5)
             if alpha2 != 0.0:
                 step = state["factor_momenta"][n].mul_(alpha2).add_(step, alpha=1.0 - alpha2)
-            rate = group["lr_cov"] / torch.linalg.vector_norm(step).float().clamp(min=1.0)
+            rate = group["lr_cov"] / torch.linalg.vector_norm(step).to(opmath).clamp(min=1.0)
             factor.sub_(kronecker.matmul(factor, step).mul_(rate))
 
 
 def _cache_preconditioner(factors: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
     """K_n K_n^T with each K_n divided by s_n = max(1, sqrt(max|K_n|)), and prod_n s_n^2."""
-    scales = [factor.abs().amax().float().sqrt().clamp(min=1.0) for factor in factors]
+    opmath = torch.promote_types(factors[0].dtype, torch.float32)
+    scales = [factor.abs().amax().to(opmath).sqrt().clamp(min=1.0) for factor in factors]
     preconditioners = [kronecker.outer(f / s.to(f.dtype)) for f, s in zip(factors, scales)]
     return preconditioners, torch.stack(scales).square().prod()

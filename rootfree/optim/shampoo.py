@@ -190,12 +190,20 @@ class Shampoo(RootfreeOptimizer):
 
     @staticmethod
     def _refresh_roots(state: dict[str, Any], group: dict[str, Any], bias_correction: float) -> None:
-        """Recompute every (L_n / bias_correction + eps I)^(-1/(2k)); keep the old root if not finite."""
+        """Recompute every (L_n / bias_correction + eps I)^(-1/(2k)).
+
+        A root that fails (eigh raises, or the result is not finite) keeps the previous one and
+        is counted in ``root_failures``, as DistributedShampoo does.
+        """
         factors, roots = state["factors"], state["roots"]
         exponent = -1.0 / (2 * len(factors))
         for n, factor in enumerate(factors):
             matrix = factor.to(getattr(torch, group["root_dtype"])) / bias_correction
-            new_root = inverse_root(matrix, exponent, group["eps"]).to(roots[n].dtype)
+            try:
+                new_root = inverse_root(matrix, exponent, group["eps"]).to(roots[n].dtype)
+            except torch.linalg.LinAlgError:
+                state["root_failures"].add_(1)
+                continue
             finite = torch.isfinite(new_root).all()
             roots[n] = torch.where(finite, new_root, roots[n])
             state["root_failures"].add_((~finite).long())

@@ -1,0 +1,136 @@
+"""The registry: names, errors, the paper's hyperparameter vocabulary, param groups, B counting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from rootfree.optim import (
+    OPTIMIZERS,
+    BatchSizeCounter,
+    RootFreeAdam,
+    create_optimizer,
+    from_paper_hparams,
+    to_paper_hparams,
+    weight_decay_param_groups,
+)
+
+
+def test_registry_holds_the_issue_names():
+    assert set(OPTIMIZERS) == {"sgd", "adamw", "rmsprop", "shampoo", "rootfree_adam",
+                               "rootfree_rmsprop", "rootfree_shampoo"}
+    assert OPTIMIZERS["rootfree_adam"].counterpart == "adamw"
+    assert OPTIMIZERS["rootfree_rmsprop"].counterpart == "rmsprop"
+    assert OPTIMIZERS["rootfree_shampoo"].counterpart == "shampoo"
+    assert OPTIMIZERS["rootfree_shampoo"].family == OPTIMIZERS["shampoo"].family == "kronecker"
+
+
+def test_unknown_optimizer_lists_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown optimizer 'adamx'; choose one of \['adamw'"):
+        create_optimizer("adamx", nn.Linear(2, 2))
+
+
+def test_unknown_hyperparameter_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"\['lr_covariance'\] for optimizer 'rootfree_rmsprop'; valid: "):
+        create_optimizer("rootfree_rmsprop", nn.Linear(2, 2), batch_size=4, lr_covariance=0.1)
+
+
+def test_root_free_method_without_batch_size_is_an_error():
+    with pytest.raises(ValueError, match="needs batch_size"):
+        create_optimizer("rootfree_adam", nn.Linear(2, 2))
+
+
+def test_batch_size_is_passed_only_where_it_means_something():
+    model = nn.Linear(2, 2)
+    assert create_optimizer("rootfree_adam", model, batch_size=64).param_groups[0]["batch_size"] == 64
+    assert "batch_size" not in create_optimizer("adamw", model, batch_size=64).param_groups[0]
+
+
+@pytest.mark.parametrize(
+    "name,arguments,paper",
+    [
+        ("adamw", dict(lr=1e-3, betas=(0.8, 0.999), eps=1e-8, weight_decay=0.1),
+         dict(lr=1e-3, momentum=0.8, lr_cov=0.001, damping=1e-8, weight_decay=0.1)),
+        ("rmsprop", dict(lr=1e-2, alpha=0.95, eps=1e-6, momentum=0.9, weight_decay=0.0),
+         dict(lr=1e-2, momentum=0.9, lr_cov=0.05, damping=1e-6, weight_decay=0.0)),
+        ("shampoo", dict(lr=0.1, betas=(0.9, 0.99), eps=1e-10, weight_decay=1e-4),
+         dict(lr=0.1, momentum=0.9, lr_cov=0.01, damping=1e-10, weight_decay=1e-4)),
+        ("rootfree_adam", dict(lr=1e-3, betas=(0.9, 0.98), damping=1e-4, weight_decay=0.05),
+         dict(lr=1e-3, momentum=0.9, lr_cov=0.02, damping=1e-4, weight_decay=0.05)),
+        ("rootfree_rmsprop", dict(lr=0.1, lr_cov=1e-3, damping=1e-5, momentum=0.9, weight_decay=5e-4),
+         dict(lr=0.1, momentum=0.9, lr_cov=1e-3, damping=1e-5, weight_decay=5e-4)),
+        ("rootfree_shampoo", dict(lr=0.1, lr_cov=0.05, damping=1e-4, momentum=0.9, weight_decay=5e-4,
+                                  riemannian_momentum=0.5),
+         dict(lr=0.1, momentum=0.9, lr_cov=0.05, damping=1e-4, weight_decay=5e-4,
+              riemannian_momentum=0.5)),
+        ("sgd", dict(lr=0.1, momentum=0.9, weight_decay=5e-4),
+         dict(lr=0.1, momentum=0.9, weight_decay=5e-4)),
+    ],
+)
+def test_paper_vocabulary_maps_both_ways(name, arguments, paper):
+    assert to_paper_hparams(name, arguments) == pytest.approx(paper)
+    assert from_paper_hparams(name, **paper) == pytest.approx(arguments)
+
+
+def test_paper_mapping_fills_tuple_defaults_and_rejects_unknown_names():
+    assert from_paper_hparams("adamw", lr_cov=0.01) == {"betas": (0.9, 0.99)}
+    with pytest.raises(ValueError, match="no paper hyperparameter \\['riemannian_momentum'\\]"):
+        from_paper_hparams("adamw", riemannian_momentum=0.5)
+
+
+def test_from_paper_hparams_builds_a_working_optimizer():
+    model = nn.Linear(3, 2)
+    kwargs = from_paper_hparams("adamw", lr=0.01, momentum=0.8, lr_cov=0.01, damping=1e-8)
+    optimizer = create_optimizer("adamw", model, **kwargs)
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.99)
+    assert optimizer.param_groups[0]["eps"] == 1e-8
+
+
+class TinyViTLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.zeros(1, 4, 3))
+        self.proj = nn.Linear(3, 3)
+        self.norm = nn.LayerNorm(3)
+
+    def no_weight_decay(self):
+        return {"pos_embed"}
+
+
+def test_weight_decay_groups_skip_biases_norms_and_named_parameters():
+    model = TinyViTLike()
+    decay, no_decay = weight_decay_param_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert [p is model.proj.weight for p in decay["params"]] == [True]
+    assert {id(p) for p in no_decay["params"]} == {
+        id(model.pos_embed), id(model.proj.bias), id(model.norm.weight), id(model.norm.bias)
+    }
+    optimizer = create_optimizer("adamw", model, weight_decay=0.05, decay_1d=False)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
+
+
+def test_batch_size_counter_sums_micro_batches_and_ignores_evaluation():
+    model = nn.Linear(3, 1)
+    optimizer = RootFreeAdam(model.parameters(), batch_size=1)
+    counter = BatchSizeCounter(model, optimizer)
+    for size in (4, 6):  # gradient accumulation over two micro-batches
+        model(torch.randn(size, 3)).sum().backward()
+    model.eval()
+    model(torch.randn(100, 3))
+    model.train()
+    optimizer.step()
+    assert optimizer.param_groups[0]["batch_size"] == 10
+    model(torch.randn(5, 3)).sum().backward()
+    optimizer.step()
+    assert optimizer.param_groups[0]["batch_size"] == 5
+    counter.remove()
+    model(torch.randn(7, 3)).sum().backward()
+    optimizer.step()
+    assert optimizer.param_groups[0]["batch_size"] == 5
+
+
+def test_batch_size_counter_refuses_optimizers_without_batch_size():
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="takes no batch_size"):
+        BatchSizeCounter(model, torch.optim.SGD(model.parameters(), lr=0.1))

@@ -1,0 +1,238 @@
+"""RootFreeShampoo against a Kronecker-product re-derivation of paper.md 1.3.1, the authors'
+SIRFShampoo 0.0.1, the fixed points of 1.3.1/1.3.4, and its matmul-only, bf16-safe claims."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import functools
+import inspect
+import math
+
+import pytest
+import torch
+
+import rootfree.optim.kronecker
+import rootfree.optim.rootfree_shampoo
+from rootfree.optim import RootFreeShampoo
+from tests.optim.helpers import BATCH, batches, small_cnn, train
+
+SHAPES = [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2), (1, 4, 1, 3)]
+
+
+def kron_all(matrices):
+    return functools.reduce(torch.kron, matrices)
+
+
+def reference(p, grads, *, lr, momentum, lr_cov, riemannian_momentum, damping, weight_decay,
+              batch_size, update_every, diagonal=None):
+    """The update written with explicit Kronecker products: vec(X x_n A_n) = (A_1 (x) ... ) vec(X).
+
+    ``diagonal[n]`` projects factor n's update onto its diagonal (the diagonal structure).
+    """
+    dims = [d for d in p.shape if d != 1] or [1]
+    n_axes, numel = len(dims), math.prod(dims)
+    diagonal = diagonal or [False] * n_axes
+    factors = [torch.eye(d, dtype=p.dtype) for d in dims]
+    momenta = [torch.zeros(d, d, dtype=p.dtype) for d in dims]
+    buf = torch.zeros_like(p)
+    trajectory = []
+    for t, g in enumerate(grads):
+        G = g.reshape(dims)
+        if t % update_every == 0:
+            g_hat = (kron_all([K.T for K in factors]) @ G.reshape(-1)).reshape(dims)
+            new = []
+            for n in range(n_axes):
+                others = [j for j in range(n_axes) if j != n]
+                trace_product = math.prod(
+                    float(torch.trace(factors[j].T @ factors[j])) / dims[j] for j in others
+                )
+                gram = torch.tensordot(g_hat, g_hat, dims=(others, others))
+                step = 0.5 * (
+                    damping * trace_product * factors[n].T @ factors[n]
+                    + batch_size / (numel / dims[n]) * gram
+                    - torch.eye(dims[n], dtype=p.dtype)
+                )
+                if diagonal[n]:
+                    step = torch.diag(torch.diag(step))
+                momenta[n] = riemannian_momentum * momenta[n] + (1 - riemannian_momentum) * step
+                norm = max(1.0, float(torch.linalg.matrix_norm(momenta[n])))
+                new.append(factors[n] - lr_cov / norm * factors[n] @ momenta[n])
+            factors = new
+        preconditioner = kron_all([K @ K.T for K in factors])
+        update = (preconditioner @ G.reshape(-1)).reshape(p.shape) + weight_decay * p
+        buf = momentum * buf + update
+        p = p - lr * buf
+        trajectory.append(p)
+    return trajectory
+
+
+def run(p0, grads, **hparams):
+    param = torch.nn.Parameter(p0.clone())
+    optimizer = RootFreeShampoo([param], **hparams)
+    trajectory = []
+    for g in grads:
+        param.grad = g.clone()
+        optimizer.step()
+        trajectory.append(param.detach().clone())
+    return trajectory, optimizer
+
+
+HPARAMS = dict(lr=0.1, momentum=0.9, lr_cov=0.2, riemannian_momentum=0.5, damping=1e-2,
+               weight_decay=1e-2, batch_size=16)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("update_every", [1, 3])
+def test_matches_kronecker_reference(shape, update_every):
+    generator = torch.Generator().manual_seed(0)
+    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(7)]
+    got, _ = run(p0, grads, update_every=update_every, **HPARAMS)
+    want = reference(p0, grads, update_every=update_every, **HPARAMS)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(6,), (4, 3), (3, 2, 4)])
+def test_diagonal_structure_is_the_diagonal_projection(shape):
+    generator = torch.Generator().manual_seed(0)
+    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(5)]
+    got, _ = run(p0, grads, update_every=1, structure="diagonal", **HPARAMS)
+    want = reference(p0, grads, update_every=1, diagonal=[True] * len(shape), **HPARAMS)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_axes_above_max_preconditioner_dim_get_diagonal_factors():
+    shape = (6, 3)
+    generator = torch.Generator().manual_seed(0)
+    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(5)]
+    got, optimizer = run(p0, grads, update_every=1, max_preconditioner_dim=4, **HPARAMS)
+    want = reference(p0, grads, update_every=1, diagonal=[True, False], **HPARAMS)
+    (state,) = optimizer.state.values()
+    assert [f.shape for f in state["factors"]] == [(6,), (3, 3)]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_matches_authors_sirfshampoo():
+    """PyPI sirfshampoo 0.0.1 (dense) on a conv + norm + linear model with biases, T = 2."""
+    sirfshampoo = pytest.importorskip("sirfshampoo")
+    hp = dict(lr=0.05, momentum=0.9, lr_cov=0.1, riemannian_momentum=0.5, damping=1e-3,
+              weight_decay=1e-3, update_every=2)
+    ours_model = small_cnn()
+    theirs_model = copy.deepcopy(ours_model)
+    ours = RootFreeShampoo(ours_model.parameters(), batch_size=BATCH, **hp)
+    theirs = sirfshampoo.SIRFShampoo(
+        theirs_model, lr=hp["lr"], alpha1=hp["momentum"], beta2=hp["lr_cov"],
+        alpha2=hp["riemannian_momentum"], lam=hp["damping"], kappa=hp["weight_decay"],
+        T=hp["update_every"], batch_size=BATCH,
+    )
+    data = batches(12)
+    for step in range(len(data)):
+        train(ours_model, ours, data[step:step + 1])
+        train(theirs_model, theirs, data[step:step + 1])
+        for a, b in zip(ours_model.parameters(), theirs_model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    params = list(ours_model.parameters())
+    for param, their_factors in zip(params, theirs.preconditioner):
+        for ours_factor, their_factor in zip(ours.state[param]["factors"], their_factors):
+            torch.testing.assert_close(ours_factor, their_factor.to_dense(), rtol=1e-5, atol=1e-6)
+
+
+def converge(shape, grad, steps, **overrides):
+    hp = dict(lr=0.0, momentum=0.0, lr_cov=0.2, riemannian_momentum=0.0, damping=1e-2,
+              batch_size=4, **overrides)
+    param = torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64))
+    optimizer = RootFreeShampoo([param], **hp)
+    for _ in range(steps):
+        param.grad = grad.clone()
+        optimizer.step()
+    return optimizer.state[param]["factors"], hp
+
+
+def test_vector_factor_converges_to_damped_inverse_gop():
+    """For a vector, K K^T -> (damping I + B g g^T)^-1: Newton's step on the GOP (P4)."""
+    g = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64)
+    (K,), hp = converge((4,), g, 2000)
+    expected = torch.linalg.inv(hp["damping"] * torch.eye(4, dtype=g.dtype) + hp["batch_size"] * torch.outer(g, g))
+    torch.testing.assert_close(K @ K.T, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_matrix_factors_converge_to_coupled_fixed_point():
+    """KK^T = [(B G^T CC^T G + damping tr(CC^T) I)/d_o]^-1 and symmetrically for CC^T."""
+    generator = torch.Generator().manual_seed(0)
+    G = 0.5 * torch.randn(3, 4, dtype=torch.float64, generator=generator)
+    (C, K), hp = converge((3, 4), G, 3000)
+    B, lam = hp["batch_size"], hp["damping"]
+    d_o, d_i = G.shape
+    CC, KK = C @ C.T, K @ K.T
+    S_K = (B * G.T @ CC @ G + lam * torch.trace(CC) * torch.eye(d_i, dtype=G.dtype)) / d_o
+    S_C = (B * G @ KK @ G.T + lam * torch.trace(KK) * torch.eye(d_o, dtype=G.dtype)) / d_i
+    torch.testing.assert_close(K.T @ S_K @ K, torch.eye(d_i, dtype=G.dtype), rtol=0, atol=1e-6)
+    torch.testing.assert_close(C.T @ S_C @ C, torch.eye(d_o, dtype=G.dtype), rtol=0, atol=1e-6)
+
+
+def test_bf16_preconditioner_trains_without_non_finite_values():
+    losses = {}
+    for dtype in ("bfloat16", "float32"):
+        model = small_cnn()
+        optimizer = RootFreeShampoo(
+            model.parameters(), lr=0.02, lr_cov=0.1, batch_size=BATCH, update_every=2,
+            preconditioner_dtype=dtype,
+        )
+        losses[dtype] = train(model, optimizer, batches(2) * 20)
+        assert all(math.isfinite(v) for v in losses[dtype])
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+        for state in optimizer.state.values():
+            assert all(f.dtype == getattr(torch, dtype) for f in state["factors"])
+            assert all(torch.isfinite(f).all() for f in state["factors"])
+    assert losses["bfloat16"][-1] < 0.8 * losses["bfloat16"][0]
+    assert abs(losses["bfloat16"][-1] - losses["float32"][-1]) < 0.1 * losses["float32"][0]
+
+
+FORBIDDEN = {"eigh", "eig", "eigvals", "eigvalsh", "svd", "svdvals", "cholesky", "inv", "inverse",
+             "pinv", "solve", "solve_triangular", "lstsq", "lu", "lu_factor", "qr",
+             "matrix_power", "matrix_exp", "cholesky_inverse", "sqrtm"}
+
+
+def test_source_calls_no_decomposition_inverse_or_root():
+    for module in (rootfree.optim.rootfree_shampoo, rootfree.optim.kronecker):
+        tree = ast.parse(inspect.getsource(module))
+        called = {
+            node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+        }
+        assert not called & FORBIDDEN, f"{module.__name__} calls {called & FORBIDDEN}"
+
+
+def test_steps_run_with_decompositions_disabled(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("RootFreeShampoo called a decomposition")
+
+    for name in FORBIDDEN:
+        for namespace in (torch.linalg, torch):
+            if hasattr(namespace, name):
+                monkeypatch.setattr(namespace, name, forbidden)
+    model = small_cnn()
+    optimizer = RootFreeShampoo(model.parameters(), lr=0.01, batch_size=BATCH)
+    train(model, optimizer, batches(3))
+
+
+def test_log4_schedule_refreshes_108_times_in_200_steps_for_T2():
+    """paper.md 1.3.2: every step for steps 0-15, then every 2nd step."""
+    param = torch.nn.Parameter(torch.zeros(3))
+    optimizer = RootFreeShampoo([param], batch_size=1, update_every=2, update_schedule="log4")
+    refreshes = []
+    for step in range(200):
+        param.grad = torch.ones(3)
+        before = optimizer.state[param]["factors"][0].clone() if optimizer.state else None
+        optimizer.step()
+        if before is None or not torch.equal(before, optimizer.state[param]["factors"][0]):
+            refreshes.append(step)
+    assert len(refreshes) == 108
+    assert refreshes[:16] == list(range(16)) and refreshes[16:18] == [17, 19]
