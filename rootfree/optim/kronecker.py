@@ -32,7 +32,9 @@ def identity_factor(
     return torch.eye(dim, dtype=dtype, device=device)
 
 
-def zeros_factor(dim: int, diagonal: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def zeros_factor(
+    dim: int, diagonal: bool, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     shape = (dim,) if diagonal else (dim, dim)
     return torch.zeros(shape, dtype=dtype, device=device)
 

@@ -158,14 +158,18 @@ class RootFreeShampoo(RootfreeOptimizer):
                 update = buffer.mul_(group["momentum"]).add_(update)
             param.add_(update, alpha=-group["lr"])
 
-    def _update_factors(self, group: dict[str, Any], state: dict[str, Any], grad: torch.Tensor) -> None:
+    def _update_factors(
+        self, group: dict[str, Any], state: dict[str, Any], grad: torch.Tensor
+    ) -> None:
         """One Riemannian step on every factor, all computed from the factors before the step."""
         factors = state["factors"]
         alpha2 = group["riemannian_momentum"]
         dims = grad.shape
         # Factors scaled by 1/sqrt(d_n) keep K^T K and G_hat in range in low precision.
         scaled = [factor * (1.0 / math.sqrt(dim)) for factor, dim in zip(factors, dims)]
-        g_hat = kronecker.apply_factors(grad * math.sqrt(group["batch_size"]), scaled, transpose=True)
+        g_hat = kronecker.apply_factors(
+            grad * math.sqrt(group["batch_size"]), scaled, transpose=True
+        )
         inners = [kronecker.inner(factor) for factor in scaled]
         opmath = torch.promote_types(grad.dtype, torch.float32)
         traces = torch.stack([kronecker.average_trace(m).to(opmath) for m in inners])

@@ -164,7 +164,9 @@ class Shampoo(RootfreeOptimizer):
                 second.mul_(group["grafting_beta2"]).addcmul_(
                     grad, grad, value=1.0 - group["grafting_beta2"]
                 )
-                correction = 1.0 - group["grafting_beta2"] ** step if group["use_bias_correction"] else 1.0
+                correction = (
+                    1.0 - group["grafting_beta2"] ** step if group["use_bias_correction"] else 1.0
+                )
                 grafting_denominator = (second.sqrt() / correction**0.5).add_(group["grafting_eps"])
 
             start = group["start_preconditioning_step"]
@@ -183,13 +185,17 @@ class Shampoo(RootfreeOptimizer):
             )
             direction = direction.reshape(param.shape).to(param.dtype)
             if group["grafting"] != "none":
-                graft = filtered if grafting_denominator is None else filtered / grafting_denominator
+                graft = (
+                    filtered if grafting_denominator is None else filtered / grafting_denominator
+                )
                 ratio = graft.norm() / direction.norm().clamp(min=torch.finfo(direction.dtype).tiny)
                 direction.mul_(ratio)
             param.add_(direction, alpha=-step_size)
 
     @staticmethod
-    def _refresh_roots(state: dict[str, Any], group: dict[str, Any], bias_correction: float) -> None:
+    def _refresh_roots(
+        state: dict[str, Any], group: dict[str, Any], bias_correction: float
+    ) -> None:
         """Recompute every (L_n / bias_correction + eps I)^(-1/(2k)).
 
         A root that fails (eigh raises, or the result is not finite) keeps the previous one and

@@ -56,7 +56,9 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
         raise ValueError(f"Invalid {name}: {value!r}; choose one of {choices}")
 
 
-def dtype_name(name: str, value: str | torch.dtype | None, choices: Iterable[str] = DTYPES) -> str | None:
+def dtype_name(
+    name: str, value: str | torch.dtype | None, choices: Iterable[str] = DTYPES
+) -> str | None:
     """Normalise a dtype given as ``torch.float32``, ``"float32"`` or ``None`` to its name.
 
     Param groups keep the name, not the ``torch.dtype``, so optimizer state dicts stay plain data.

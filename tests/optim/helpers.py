@@ -47,3 +47,15 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, data) -> list[floa
 
 def snapshot(model: nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
+
+
+def run_on_gradients(optimizer_cls, p0: torch.Tensor, grads, **hparams):
+    """Step a single parameter through given gradients; return its trajectory and the optimizer."""
+    param = nn.Parameter(p0.clone())
+    optimizer = optimizer_cls([param], **hparams)
+    trajectory = []
+    for g in grads:
+        param.grad = g.clone()
+        optimizer.step()
+        trajectory.append(param.detach().clone())
+    return trajectory, optimizer

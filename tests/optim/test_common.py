@@ -66,7 +66,9 @@ def test_resume_from_weights_only_checkpoint_equals_uninterrupted(name):
         assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("name", ["rootfree_adam", "rootfree_rmsprop", "rootfree_shampoo", "shampoo"])
+@pytest.mark.parametrize(
+    "name", ["rootfree_adam", "rootfree_rmsprop", "rootfree_shampoo", "shampoo"]
+)
 def test_resume_keeps_low_precision_state_dtype(name):
     key = {"shampoo": "preconditioner_dtype", "rootfree_shampoo": "preconditioner_dtype"}.get(
         name, "state_dtype"
@@ -190,7 +192,7 @@ def test_optimizer_survives_deepcopy_and_repr(name):
 
 
 def test_spec_metadata_is_consistent():
-    for name, spec in OPTIMIZERS.items():
+    for spec in OPTIMIZERS.values():
         assert spec.family in {"sgd", "diagonal", "kronecker"}
         if spec.root_free:
             counterpart = get_optimizer_spec(spec.counterpart)

@@ -18,8 +18,15 @@ from rootfree.optim import (
 
 
 def test_registry_holds_the_issue_names():
-    assert set(OPTIMIZERS) == {"sgd", "adamw", "rmsprop", "shampoo", "rootfree_adam",
-                               "rootfree_rmsprop", "rootfree_shampoo"}
+    assert set(OPTIMIZERS) == {
+        "sgd",
+        "adamw",
+        "rmsprop",
+        "shampoo",
+        "rootfree_adam",
+        "rootfree_rmsprop",
+        "rootfree_shampoo",
+    }
     assert OPTIMIZERS["rootfree_adam"].counterpart == "adamw"
     assert OPTIMIZERS["rootfree_rmsprop"].counterpart == "rmsprop"
     assert OPTIMIZERS["rootfree_shampoo"].counterpart == "shampoo"
@@ -32,7 +39,9 @@ def test_unknown_optimizer_lists_the_choices():
 
 
 def test_unknown_hyperparameter_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"\['lr_covariance'\] for optimizer 'rootfree_rmsprop'; valid: "):
+    with pytest.raises(
+        ValueError, match=r"\['lr_covariance'\] for optimizer 'rootfree_rmsprop'; valid: "
+    ):
         create_optimizer("rootfree_rmsprop", nn.Linear(2, 2), batch_size=4, lr_covariance=0.1)
 
 
@@ -43,29 +52,64 @@ def test_root_free_method_without_batch_size_is_an_error():
 
 def test_batch_size_is_passed_only_where_it_means_something():
     model = nn.Linear(2, 2)
-    assert create_optimizer("rootfree_adam", model, batch_size=64).param_groups[0]["batch_size"] == 64
+    assert (
+        create_optimizer("rootfree_adam", model, batch_size=64).param_groups[0]["batch_size"] == 64
+    )
     assert "batch_size" not in create_optimizer("adamw", model, batch_size=64).param_groups[0]
 
 
 @pytest.mark.parametrize(
     "name,arguments,paper",
     [
-        ("adamw", dict(lr=1e-3, betas=(0.8, 0.999), eps=1e-8, weight_decay=0.1),
-         dict(lr=1e-3, momentum=0.8, lr_cov=0.001, damping=1e-8, weight_decay=0.1)),
-        ("rmsprop", dict(lr=1e-2, alpha=0.95, eps=1e-6, momentum=0.9, weight_decay=0.0),
-         dict(lr=1e-2, momentum=0.9, lr_cov=0.05, damping=1e-6, weight_decay=0.0)),
-        ("shampoo", dict(lr=0.1, betas=(0.9, 0.99), eps=1e-10, weight_decay=1e-4),
-         dict(lr=0.1, momentum=0.9, lr_cov=0.01, damping=1e-10, weight_decay=1e-4)),
-        ("rootfree_adam", dict(lr=1e-3, betas=(0.9, 0.98), damping=1e-4, weight_decay=0.05),
-         dict(lr=1e-3, momentum=0.9, lr_cov=0.02, damping=1e-4, weight_decay=0.05)),
-        ("rootfree_rmsprop", dict(lr=0.1, lr_cov=1e-3, damping=1e-5, momentum=0.9, weight_decay=5e-4),
-         dict(lr=0.1, momentum=0.9, lr_cov=1e-3, damping=1e-5, weight_decay=5e-4)),
-        ("rootfree_shampoo", dict(lr=0.1, lr_cov=0.05, damping=1e-4, momentum=0.9, weight_decay=5e-4,
-                                  riemannian_momentum=0.5),
-         dict(lr=0.1, momentum=0.9, lr_cov=0.05, damping=1e-4, weight_decay=5e-4,
-              riemannian_momentum=0.5)),
-        ("sgd", dict(lr=0.1, momentum=0.9, weight_decay=5e-4),
-         dict(lr=0.1, momentum=0.9, weight_decay=5e-4)),
+        (
+            "adamw",
+            dict(lr=1e-3, betas=(0.8, 0.999), eps=1e-8, weight_decay=0.1),
+            dict(lr=1e-3, momentum=0.8, lr_cov=0.001, damping=1e-8, weight_decay=0.1),
+        ),
+        (
+            "rmsprop",
+            dict(lr=1e-2, alpha=0.95, eps=1e-6, momentum=0.9, weight_decay=0.0),
+            dict(lr=1e-2, momentum=0.9, lr_cov=0.05, damping=1e-6, weight_decay=0.0),
+        ),
+        (
+            "shampoo",
+            dict(lr=0.1, betas=(0.9, 0.99), eps=1e-10, weight_decay=1e-4),
+            dict(lr=0.1, momentum=0.9, lr_cov=0.01, damping=1e-10, weight_decay=1e-4),
+        ),
+        (
+            "rootfree_adam",
+            dict(lr=1e-3, betas=(0.9, 0.98), damping=1e-4, weight_decay=0.05),
+            dict(lr=1e-3, momentum=0.9, lr_cov=0.02, damping=1e-4, weight_decay=0.05),
+        ),
+        (
+            "rootfree_rmsprop",
+            dict(lr=0.1, lr_cov=1e-3, damping=1e-5, momentum=0.9, weight_decay=5e-4),
+            dict(lr=0.1, momentum=0.9, lr_cov=1e-3, damping=1e-5, weight_decay=5e-4),
+        ),
+        (
+            "rootfree_shampoo",
+            dict(
+                lr=0.1,
+                lr_cov=0.05,
+                damping=1e-4,
+                momentum=0.9,
+                weight_decay=5e-4,
+                riemannian_momentum=0.5,
+            ),
+            dict(
+                lr=0.1,
+                momentum=0.9,
+                lr_cov=0.05,
+                damping=1e-4,
+                weight_decay=5e-4,
+                riemannian_momentum=0.5,
+            ),
+        ),
+        (
+            "sgd",
+            dict(lr=0.1, momentum=0.9, weight_decay=5e-4),
+            dict(lr=0.1, momentum=0.9, weight_decay=5e-4),
+        ),
     ],
 )
 def test_paper_vocabulary_maps_both_ways(name, arguments, paper):
@@ -104,7 +148,10 @@ def test_weight_decay_groups_skip_biases_norms_and_named_parameters():
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert [p is model.proj.weight for p in decay["params"]] == [True]
     assert {id(p) for p in no_decay["params"]} == {
-        id(model.pos_embed), id(model.proj.bias), id(model.norm.weight), id(model.norm.bias)
+        id(model.pos_embed),
+        id(model.proj.bias),
+        id(model.norm.weight),
+        id(model.norm.bias),
     }
     optimizer = create_optimizer("adamw", model, weight_decay=0.05, decay_1d=False)
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rootfree.optim import RootFreeAdam, RootFreeRMSProp
+from tests.optim.helpers import run_on_gradients
 
 SHAPES = [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2)]
 STEPS = 6
@@ -15,17 +16,6 @@ B = 32
 def gradient_sequence(shape, steps=STEPS, seed=0, dtype=torch.float64):
     generator = torch.Generator().manual_seed(seed)
     return [0.1 * torch.randn(shape, generator=generator, dtype=dtype) for _ in range(steps)]
-
-
-def run_optimizer(optimizer_cls, p0, grads, **hparams):
-    param = torch.nn.Parameter(p0.clone())
-    optimizer = optimizer_cls([param], **hparams)
-    trajectory = []
-    for g in grads:
-        param.grad = g.clone()
-        optimizer.step()
-        trajectory.append(param.detach().clone())
-    return trajectory, optimizer
 
 
 def rf_rmsprop_reference(p, grads, lr, lr_cov, damping, momentum, weight_decay, batch_size):
@@ -64,7 +54,7 @@ def test_rootfree_rmsprop_matches_formula(shape, foreach, momentum, weight_decay
     hp = dict(lr=0.1, lr_cov=0.05, damping=1e-3, momentum=momentum, weight_decay=weight_decay)
     p0 = torch.randn(shape, dtype=torch.float64)
     grads = gradient_sequence(shape)
-    got, _ = run_optimizer(RootFreeRMSProp, p0, grads, batch_size=B, foreach=foreach, **hp)
+    got, _ = run_on_gradients(RootFreeRMSProp, p0, grads, batch_size=B, foreach=foreach, **hp)
     want = rf_rmsprop_reference(p0, grads, batch_size=B, **hp)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-14)
@@ -77,8 +67,14 @@ def test_rootfree_adam_matches_formula(shape, foreach, bias_correction):
     hp = dict(lr=0.05, betas=(0.8, 0.9), damping=1e-3, weight_decay=1e-2)
     p0 = torch.randn(shape, dtype=torch.float64)
     grads = gradient_sequence(shape)
-    got, _ = run_optimizer(
-        RootFreeAdam, p0, grads, batch_size=B, foreach=foreach, bias_correction=bias_correction, **hp
+    got, _ = run_on_gradients(
+        RootFreeAdam,
+        p0,
+        grads,
+        batch_size=B,
+        foreach=foreach,
+        bias_correction=bias_correction,
+        **hp,
     )
     want = rf_adamw_reference(p0, grads, batch_size=B, bias_correction=bias_correction, **hp)
     for g, w in zip(got, want):
@@ -90,19 +86,31 @@ def test_rootfree_rmsprop_with_vanishing_lr_cov_is_sgd_with_heavy_ball():
     lr, damping, momentum = 0.1, 0.25, 0.9
     p0 = torch.randn(4, 3, dtype=torch.float64)
     grads = gradient_sequence((4, 3), steps=10)
-    got, _ = run_optimizer(
-        RootFreeRMSProp, p0, grads, lr=lr, lr_cov=1e-15, damping=damping, momentum=momentum,
+    got, _ = run_on_gradients(
+        RootFreeRMSProp,
+        p0,
+        grads,
+        lr=lr,
+        lr_cov=1e-15,
+        damping=damping,
+        momentum=momentum,
         batch_size=B,
     )
-    want, _ = run_optimizer(torch.optim.SGD, p0, grads, lr=lr / (1 + damping), momentum=momentum)
+    want, _ = run_on_gradients(torch.optim.SGD, p0, grads, lr=lr / (1 + damping), momentum=momentum)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("optimizer_cls", [RootFreeRMSProp, RootFreeAdam])
-@pytest.mark.parametrize("param_dtype,state_dtype", [
-    (torch.float64, None), (torch.float32, None), (torch.float32, "bfloat16"), (torch.bfloat16, None),
-])
+@pytest.mark.parametrize(
+    "param_dtype,state_dtype",
+    [
+        (torch.float64, None),
+        (torch.float32, None),
+        (torch.float32, "bfloat16"),
+        (torch.bfloat16, None),
+    ],
+)
 def test_foreach_path_equals_for_loop_on_params_and_state(optimizer_cls, param_dtype, state_dtype):
     """PyTorch's pattern: mixed shapes, a 0-dim param, a step without grads, a frozen param."""
     shapes = [(3, 4), (), (5,), (2, 1, 3)]
@@ -112,14 +120,21 @@ def test_foreach_path_equals_for_loop_on_params_and_state(optimizer_cls, param_d
         params = [torch.nn.Parameter(torch.randn(s, dtype=param_dtype)) for s in shapes]
         extra = dict(bias_correction=True) if optimizer_cls is RootFreeAdam else {}
         optimizer = optimizer_cls(
-            params, lr=0.05, weight_decay=0.01, batch_size=B, foreach=foreach,
-            state_dtype=state_dtype, **extra,
+            params,
+            lr=0.05,
+            weight_decay=0.01,
+            batch_size=B,
+            foreach=foreach,
+            state_dtype=state_dtype,
+            **extra,
         )
         generator = torch.Generator().manual_seed(1)
         for i in range(6):
             for j, p in enumerate(params):
                 frozen = i == 2 or (i in (3, 4) and j == 0)
-                p.grad = None if frozen else torch.randn(p.shape, generator=generator).to(param_dtype)
+                p.grad = (
+                    None if frozen else torch.randn(p.shape, generator=generator).to(param_dtype)
+                )
             optimizer.step()
         return params, optimizer
 
@@ -138,8 +153,13 @@ def test_bf16_second_moment_cannot_decay_for_small_lr_cov():
     grads = [torch.full((64,), 1e-3) for _ in range(300)]
     results = {}
     for state_dtype in ("bfloat16", None):
-        _, optimizer = run_optimizer(
-            RootFreeRMSProp, torch.zeros(64), grads, lr=0.0, lr_cov=1.2e-3, batch_size=B,
+        _, optimizer = run_on_gradients(
+            RootFreeRMSProp,
+            torch.zeros(64),
+            grads,
+            lr=0.0,
+            lr_cov=1.2e-3,
+            batch_size=B,
             state_dtype=state_dtype,
         )
         (state,) = optimizer.state.values()
@@ -150,9 +170,12 @@ def test_bf16_second_moment_cannot_decay_for_small_lr_cov():
 
 
 def test_state_dtype_sets_the_dtype_of_all_state():
-    _, optimizer = run_optimizer(
-        RootFreeAdam, torch.zeros(3, 3), gradient_sequence((3, 3), dtype=torch.float32),
-        batch_size=B, state_dtype=torch.bfloat16,
+    _, optimizer = run_on_gradients(
+        RootFreeAdam,
+        torch.zeros(3, 3),
+        gradient_sequence((3, 3), dtype=torch.float32),
+        batch_size=B,
+        state_dtype=torch.bfloat16,
     )
     (state,) = optimizer.state.values()
     assert state["first_moment"].dtype == state["second_moment"].dtype == torch.bfloat16

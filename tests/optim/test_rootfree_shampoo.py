@@ -15,7 +15,7 @@ import torch
 import rootfree.optim.kronecker
 import rootfree.optim.rootfree_shampoo
 from rootfree.optim import RootFreeShampoo
-from tests.optim.helpers import BATCH, batches, small_cnn, train
+from tests.optim.helpers import BATCH, batches, run_on_gradients, small_cnn, train
 
 SHAPES = [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2), (1, 4, 1, 3)]
 
@@ -24,8 +24,20 @@ def kron_all(matrices):
     return functools.reduce(torch.kron, matrices)
 
 
-def reference(p, grads, *, lr, momentum, lr_cov, riemannian_momentum, damping, weight_decay,
-              batch_size, update_every, diagonal=None):
+def reference(
+    p,
+    grads,
+    *,
+    lr,
+    momentum,
+    lr_cov,
+    riemannian_momentum,
+    damping,
+    weight_decay,
+    batch_size,
+    update_every,
+    diagonal=None,
+):
     """The update written with explicit Kronecker products: vec(X x_n A_n) = (A_1 (x) ... ) vec(X).
 
     ``diagonal[n]`` projects factor n's update onto its diagonal (the diagonal structure).
@@ -67,19 +79,15 @@ def reference(p, grads, *, lr, momentum, lr_cov, riemannian_momentum, damping, w
     return trajectory
 
 
-def run(p0, grads, **hparams):
-    param = torch.nn.Parameter(p0.clone())
-    optimizer = RootFreeShampoo([param], **hparams)
-    trajectory = []
-    for g in grads:
-        param.grad = g.clone()
-        optimizer.step()
-        trajectory.append(param.detach().clone())
-    return trajectory, optimizer
-
-
-HPARAMS = dict(lr=0.1, momentum=0.9, lr_cov=0.2, riemannian_momentum=0.5, damping=1e-2,
-               weight_decay=1e-2, batch_size=16)
+HPARAMS = dict(
+    lr=0.1,
+    momentum=0.9,
+    lr_cov=0.2,
+    riemannian_momentum=0.5,
+    damping=1e-2,
+    weight_decay=1e-2,
+    batch_size=16,
+)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -88,7 +96,7 @@ def test_matches_kronecker_reference(shape, update_every):
     generator = torch.Generator().manual_seed(0)
     p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
     grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(7)]
-    got, _ = run(p0, grads, update_every=update_every, **HPARAMS)
+    got, _ = run_on_gradients(RootFreeShampoo, p0, grads, update_every=update_every, **HPARAMS)
     want = reference(p0, grads, update_every=update_every, **HPARAMS)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
@@ -99,7 +107,9 @@ def test_diagonal_structure_is_the_diagonal_projection(shape):
     generator = torch.Generator().manual_seed(0)
     p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
     grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(5)]
-    got, _ = run(p0, grads, update_every=1, structure="diagonal", **HPARAMS)
+    got, _ = run_on_gradients(
+        RootFreeShampoo, p0, grads, update_every=1, structure="diagonal", **HPARAMS
+    )
     want = reference(p0, grads, update_every=1, diagonal=[True] * len(shape), **HPARAMS)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
@@ -110,7 +120,9 @@ def test_axes_above_max_preconditioner_dim_get_diagonal_factors():
     generator = torch.Generator().manual_seed(0)
     p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
     grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(5)]
-    got, optimizer = run(p0, grads, update_every=1, max_preconditioner_dim=4, **HPARAMS)
+    got, optimizer = run_on_gradients(
+        RootFreeShampoo, p0, grads, update_every=1, max_preconditioner_dim=4, **HPARAMS
+    )
     want = reference(p0, grads, update_every=1, diagonal=[True, False], **HPARAMS)
     (state,) = optimizer.state.values()
     assert [f.shape for f in state["factors"]] == [(6,), (3, 3)]
@@ -121,20 +133,33 @@ def test_axes_above_max_preconditioner_dim_get_diagonal_factors():
 def test_matches_authors_sirfshampoo():
     """PyPI sirfshampoo 0.0.1 (dense) on a conv + norm + linear model with biases, T = 2."""
     sirfshampoo = pytest.importorskip("sirfshampoo")
-    hp = dict(lr=0.05, momentum=0.9, lr_cov=0.1, riemannian_momentum=0.5, damping=1e-3,
-              weight_decay=1e-3, update_every=2)
+    hp = dict(
+        lr=0.05,
+        momentum=0.9,
+        lr_cov=0.1,
+        riemannian_momentum=0.5,
+        damping=1e-3,
+        weight_decay=1e-3,
+        update_every=2,
+    )
     ours_model = small_cnn()
     theirs_model = copy.deepcopy(ours_model)
     ours = RootFreeShampoo(ours_model.parameters(), batch_size=BATCH, **hp)
     theirs = sirfshampoo.SIRFShampoo(
-        theirs_model, lr=hp["lr"], alpha1=hp["momentum"], beta2=hp["lr_cov"],
-        alpha2=hp["riemannian_momentum"], lam=hp["damping"], kappa=hp["weight_decay"],
-        T=hp["update_every"], batch_size=BATCH,
+        theirs_model,
+        lr=hp["lr"],
+        alpha1=hp["momentum"],
+        beta2=hp["lr_cov"],
+        alpha2=hp["riemannian_momentum"],
+        lam=hp["damping"],
+        kappa=hp["weight_decay"],
+        T=hp["update_every"],
+        batch_size=BATCH,
     )
     data = batches(12)
     for step in range(len(data)):
-        train(ours_model, ours, data[step:step + 1])
-        train(theirs_model, theirs, data[step:step + 1])
+        train(ours_model, ours, data[step : step + 1])
+        train(theirs_model, theirs, data[step : step + 1])
         for a, b in zip(ours_model.parameters(), theirs_model.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     params = list(ours_model.parameters())
@@ -144,8 +169,15 @@ def test_matches_authors_sirfshampoo():
 
 
 def converge(shape, grad, steps, **overrides):
-    hp = dict(lr=0.0, momentum=0.0, lr_cov=0.2, riemannian_momentum=0.0, damping=1e-2,
-              batch_size=4, **overrides)
+    hp = dict(
+        lr=0.0,
+        momentum=0.0,
+        lr_cov=0.2,
+        riemannian_momentum=0.0,
+        damping=1e-2,
+        batch_size=4,
+        **overrides,
+    )
     param = torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64))
     optimizer = RootFreeShampoo([param], **hp)
     for _ in range(steps):
@@ -158,7 +190,9 @@ def test_vector_factor_converges_to_damped_inverse_gop():
     """For a vector, K K^T -> (damping I + B g g^T)^-1: Newton's step on the GOP (P4)."""
     g = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64)
     (K,), hp = converge((4,), g, 2000)
-    expected = torch.linalg.inv(hp["damping"] * torch.eye(4, dtype=g.dtype) + hp["batch_size"] * torch.outer(g, g))
+    expected = torch.linalg.inv(
+        hp["damping"] * torch.eye(4, dtype=g.dtype) + hp["batch_size"] * torch.outer(g, g)
+    )
     torch.testing.assert_close(K @ K.T, expected, rtol=1e-6, atol=1e-6)
 
 
@@ -181,7 +215,11 @@ def test_bf16_preconditioner_trains_without_non_finite_values():
     for dtype in ("bfloat16", "float32"):
         model = small_cnn()
         optimizer = RootFreeShampoo(
-            model.parameters(), lr=0.02, lr_cov=0.1, batch_size=BATCH, update_every=2,
+            model.parameters(),
+            lr=0.02,
+            lr_cov=0.1,
+            batch_size=BATCH,
+            update_every=2,
             preconditioner_dtype=dtype,
         )
         losses[dtype] = train(model, optimizer, batches(2) * 20)
@@ -194,9 +232,28 @@ def test_bf16_preconditioner_trains_without_non_finite_values():
     assert abs(losses["bfloat16"][-1] - losses["float32"][-1]) < 0.1 * losses["float32"][0]
 
 
-FORBIDDEN = {"eigh", "eig", "eigvals", "eigvalsh", "svd", "svdvals", "cholesky", "inv", "inverse",
-             "pinv", "solve", "solve_triangular", "lstsq", "lu", "lu_factor", "qr",
-             "matrix_power", "matrix_exp", "cholesky_inverse", "sqrtm"}
+FORBIDDEN = {
+    "eigh",
+    "eig",
+    "eigvals",
+    "eigvalsh",
+    "svd",
+    "svdvals",
+    "cholesky",
+    "inv",
+    "inverse",
+    "pinv",
+    "solve",
+    "solve_triangular",
+    "lstsq",
+    "lu",
+    "lu_factor",
+    "qr",
+    "matrix_power",
+    "matrix_exp",
+    "cholesky_inverse",
+    "sqrtm",
+}
 
 
 def test_source_calls_no_decomposition_inverse_or_root():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rootfree.optim import Shampoo
-from tests.optim.helpers import batches, small_cnn, train
+from tests.optim.helpers import batches, run_on_gradients, small_cnn, train
 
 scipy_linalg = pytest.importorskip("scipy.linalg")
 
@@ -20,25 +20,22 @@ def matrix_power(matrix: torch.Tensor, exponent: float) -> torch.Tensor:
     return torch.from_numpy(result.real.copy()).to(matrix.dtype)
 
 
-def run(p0, grads, **hparams):
-    param = torch.nn.Parameter(p0.clone())
-    optimizer = Shampoo([param], **hparams)
-    trajectory = []
-    for g in grads:
-        param.grad = g.clone()
-        optimizer.step()
-        trajectory.append(param.detach().clone())
-    return trajectory, optimizer
-
-
 def test_matrix_step_is_inverse_fourth_roots_around_gradient():
     """One step on a matrix: -lr (L + eps I)^(-1/4) G (R + eps I)^(-1/4), L = (1-b2) G G^T."""
     generator = torch.Generator().manual_seed(0)
     G = torch.randn(4, 3, dtype=torch.float64, generator=generator)
     lr, beta2, eps = 0.5, 0.9, 1e-2
-    (after,), _ = run(torch.zeros(4, 3, dtype=torch.float64), [G], lr=lr, betas=(0.0, beta2),
-                      eps=eps, start_preconditioning_step=1, preconditioner_dtype="float64",
-                      root_dtype="float64")
+    (after,), _ = run_on_gradients(
+        Shampoo,
+        torch.zeros(4, 3, dtype=torch.float64),
+        [G],
+        lr=lr,
+        betas=(0.0, beta2),
+        eps=eps,
+        start_preconditioning_step=1,
+        preconditioner_dtype="float64",
+        root_dtype="float64",
+    )
     L = (1 - beta2) * G @ G.T + eps * torch.eye(4, dtype=G.dtype)
     R = (1 - beta2) * G.T @ G + eps * torch.eye(3, dtype=G.dtype)
     expected = -lr * matrix_power(L, -0.25) @ G @ matrix_power(R, -0.25)
@@ -59,7 +56,9 @@ def reference(p, grads, *, lr, betas, eps, weight_decay, update_every, grafting=
         G = g.reshape(dims)
         for n in range(len(dims)):
             others = [j for j in range(len(dims)) if j != n]
-            factors[n] = beta2 * factors[n] + (1 - beta2) * torch.tensordot(G, G, dims=(others, others))
+            factors[n] = beta2 * factors[n] + (1 - beta2) * torch.tensordot(
+                G, G, dims=(others, others)
+            )
         m = beta1 * m + (1 - beta1) * g
         v = 0.999 * v + 0.001 * g**2
         p = p * (1 - lr * weight_decay)
@@ -69,8 +68,10 @@ def reference(p, grads, *, lr, betas, eps, weight_decay, update_every, grafting=
             trajectory.append(p)
             continue
         if t % update_every == 0:
-            roots = [matrix_power(F + eps * torch.eye(F.shape[0], dtype=p.dtype), exponent)
-                     for F in factors]
+            roots = [
+                matrix_power(F + eps * torch.eye(F.shape[0], dtype=p.dtype), exponent)
+                for F in factors
+            ]
         step = (functools.reduce(torch.kron, roots) @ m.reshape(-1)).reshape(p.shape)
         if grafting == "adam":
             step = step * adam.norm() / step.norm()
@@ -86,7 +87,15 @@ def test_matches_reference_over_several_steps(shape, update_every, grafting):
     p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
     grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(6)]
     hp = dict(lr=0.1, betas=(0.9, 0.95), eps=1e-2, weight_decay=1e-2, update_every=update_every)
-    got, _ = run(p0, grads, grafting=grafting, root_dtype="float64", preconditioner_dtype="float64", **hp)
+    got, _ = run_on_gradients(
+        Shampoo,
+        p0,
+        grads,
+        grafting=grafting,
+        root_dtype="float64",
+        preconditioner_dtype="float64",
+        **hp,
+    )
     want = reference(p0, grads, grafting=grafting, **hp)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10)
@@ -95,8 +104,15 @@ def test_matches_reference_over_several_steps(shape, update_every, grafting):
 def test_without_preconditioning_adam_grafting_is_torch_adamw_exactly():
     model, reference_model = small_cnn(), small_cnn()
     hp = dict(lr=0.01, betas=(0.9, 0.99), weight_decay=0.05)
-    ours = Shampoo(model.parameters(), start_preconditioning_step=math.inf, grafting="adam",
-                   grafting_beta2=hp["betas"][1], grafting_eps=1e-8, use_bias_correction=True, **hp)
+    ours = Shampoo(
+        model.parameters(),
+        start_preconditioning_step=math.inf,
+        grafting="adam",
+        grafting_beta2=hp["betas"][1],
+        grafting_eps=1e-8,
+        use_bias_correction=True,
+        **hp,
+    )
     adamw = torch.optim.AdamW(reference_model.parameters(), eps=1e-8, foreach=False, **hp)
     data = batches(8)
     assert train(model, ours, data) == train(reference_model, adamw, data)
@@ -106,7 +122,9 @@ def test_without_preconditioning_adam_grafting_is_torch_adamw_exactly():
 
 def test_without_preconditioning_or_grafting_is_torch_sgd_exactly():
     model, reference_model = small_cnn(), small_cnn()
-    ours = Shampoo(model.parameters(), lr=0.05, betas=(0.0, 0.9), start_preconditioning_step=math.inf)
+    ours = Shampoo(
+        model.parameters(), lr=0.05, betas=(0.0, 0.9), start_preconditioning_step=math.inf
+    )
     sgd = torch.optim.SGD(reference_model.parameters(), lr=0.05, foreach=False)
     data = batches(8)
     assert train(model, ours, data) == train(reference_model, sgd, data)
@@ -161,15 +179,18 @@ def test_failed_fp32_eigendecomposition_is_retried_in_fp64(monkeypatch):
     assert dtypes == [torch.float32, torch.float64] * 2
     roots = optimizer.state[param]["roots"]
     assert all(r.dtype == torch.float32 and torch.isfinite(r).all() for r in roots)
-    L = (1 - 0.999) * param.grad.double() @ param.grad.double().T + 1e-3 * torch.eye(4, dtype=torch.float64)
+    L = (1 - 0.999) * param.grad.double() @ param.grad.double().T + 1e-3 * torch.eye(
+        4, dtype=torch.float64
+    )
     torch.testing.assert_close(roots[0].double(), matrix_power(L, -0.25), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("root_dtype", ["float32", "float64"])
 def test_non_finite_factor_keeps_previous_root_and_counts_the_failure(root_dtype):
     param = torch.nn.Parameter(torch.zeros(3, 2))
-    optimizer = Shampoo([param], lr=0.1, eps=1e-3, start_preconditioning_step=1,
-                        root_dtype=root_dtype)
+    optimizer = Shampoo(
+        [param], lr=0.1, eps=1e-3, start_preconditioning_step=1, root_dtype=root_dtype
+    )
     param.grad = torch.randn(3, 2)
     optimizer.step()
     state = optimizer.state[param]
@@ -182,9 +203,16 @@ def test_non_finite_factor_keeps_previous_root_and_counts_the_failure(root_dtype
     assert int(state["root_failures"]) == 1
 
 
-@pytest.mark.parametrize("bad", [dict(root_dtype="bfloat16"), dict(grafting="adagrad"),
-                                 dict(update_every=0), dict(start_preconditioning_step=0),
-                                 dict(preconditioner_dtype=None)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(root_dtype="bfloat16"),
+        dict(grafting="adagrad"),
+        dict(update_every=0),
+        dict(start_preconditioning_step=0),
+        dict(preconditioner_dtype=None),
+    ],
+)
 def test_invalid_settings_name_the_argument(bad):
     (name,) = bad
     with pytest.raises(ValueError, match=name):
