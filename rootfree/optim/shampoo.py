@@ -146,7 +146,8 @@ class Shampoo(RootfreeOptimizer):
             stats_grad = grad.reshape([f.shape[0] for f in factors]).to(factors[0].dtype)
             for n, factor in enumerate(factors):
                 factor.mul_(beta2).add_(
-                    kronecker.gram(stats_grad, n, factor.ndim == 1), alpha=1.0 - beta2
+                    kronecker.gram(stats_grad.unsqueeze(0), n, factor.ndim == 1)[0],
+                    alpha=1.0 - beta2,
                 )
 
             if group["weight_decay"] != 0.0:
@@ -181,7 +182,8 @@ class Shampoo(RootfreeOptimizer):
                 bias = 1.0 - beta2**step if group["use_bias_correction"] else 1.0
                 self._refresh_roots(state, group, bias)
             direction = kronecker.apply_factors(
-                filtered.reshape(stats_grad.shape).to(factors[0].dtype), state["roots"]
+                filtered.reshape(stats_grad.shape).to(factors[0].dtype).unsqueeze(0),
+                [root.unsqueeze(0) for root in state["roots"]],
             )
             direction = direction.reshape(param.shape).to(param.dtype)
             if group["grafting"] != "none":

@@ -293,3 +293,74 @@ def test_log4_schedule_refreshes_108_times_in_200_steps_for_T2():
             refreshes.append(step)
     assert len(refreshes) == 108
     assert refreshes[:16] == list(range(16)) and refreshes[16:18] == [17, 19]
+
+
+def repeated_shapes_model(dtype=torch.float64):
+    """Blocks of equal shapes, as in ResNets and ViTs, so batching forms real buckets."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 6),
+        torch.nn.Tanh(),
+        torch.nn.Linear(6, 6),
+        torch.nn.Tanh(),
+        torch.nn.Linear(6, 6),
+        torch.nn.Tanh(),
+        torch.nn.Linear(6, 2),
+    ).to(dtype)
+
+
+def inputs(n=9, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(3)
+    return [torch.randn(BATCH, 6, generator=generator).to(dtype) for _ in range(n)]
+
+
+def run_model(model, optimizer, xs):
+    for x in xs:
+        optimizer.zero_grad()
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("update_schedule", ["fixed", "log4"])
+def test_batched_buckets_equal_per_parameter_steps(update_schedule):
+    results = []
+    for batched in (False, True):
+        model = repeated_shapes_model()
+        optimizer = RootFreeShampoo(
+            model.parameters(),
+            batch_size=BATCH,
+            batched=batched,
+            update_every=3,
+            update_schedule=update_schedule,
+            **{k: v for k, v in HPARAMS.items() if k != "batch_size"},
+        )
+        run_model(model, optimizer, inputs(7))
+        results.append((model, optimizer))
+    (loop_model, loop), (batch_model, batch) = results
+    for a, b in zip(loop_model.parameters(), batch_model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)
+        for fa, fb in zip(loop.state[a]["factors"], batch.state[b]["factors"]):
+            torch.testing.assert_close(fb, fa, rtol=1e-12, atol=1e-14)
+
+
+def test_batched_state_survives_weights_only_checkpoint_bitwise(tmp_path):
+    hp = dict(lr=0.05, lr_cov=0.2, batch_size=BATCH, update_every=2, batched=True)
+    xs = inputs(9, torch.float32)
+    model = repeated_shapes_model(torch.float32)
+    run_model(model, RootFreeShampoo(model.parameters(), **hp), xs)
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    model = repeated_shapes_model(torch.float32)
+    optimizer = RootFreeShampoo(model.parameters(), **hp)
+    run_model(model, optimizer, xs[:4])
+    torch.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp_path / "c.pt"
+    )
+    checkpoint = torch.load(tmp_path / "c.pt", weights_only=True)
+    model = repeated_shapes_model(torch.float32)
+    model.load_state_dict(checkpoint["model"])
+    optimizer = RootFreeShampoo(model.parameters(), **hp)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    run_model(model, optimizer, xs[4:])
+    for got, want in zip(model.parameters(), expected):
+        assert torch.equal(got, want)

@@ -1,0 +1,255 @@
+"""Per-step cost of every optimizer, as ratios to torch AdamW measured in the same run.
+
+For each model, fwd+bwd is timed once (median of a few batches); then every optimizer steps
+repeatedly on those fixed gradients and ``step()`` alone is timed (median; mean for amortized
+refresh costs). Also reported: bytes of optimizer state and, on CUDA, the step's transient peak.
+
+    python scripts/bench_optimizers.py                      # CPU, ResNet-18 and a small ViT
+    python scripts/bench_optimizers.py --device cuda --batch 256
+    python scripts/bench_optimizers.py --only adamw,rootfree_shampoo --models resnet18
+
+Writes results/bench/<device>_<model>.csv and .md. Machines stall now and then: compare rows of
+one run, and rerun when fwd+bwd looks off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import timm
+import torch
+
+from rootfree.optim import RootFreeAdam, RootFreeRMSProp, RootFreeShampoo, Shampoo
+
+LR = 1e-4  # small: params barely move over the repeated steps on fixed gradients
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    label: str
+    build: Callable[[torch.nn.Module, int], torch.optim.Optimizer]
+    baseline: str | None = None  # label of the config this one is compared with, if any
+
+
+def _sirfshampoo(T: int, dtype: torch.dtype | None) -> Callable:
+    def build(model, batch):
+        from sirfshampoo import SIRFShampoo  # the authors' package, a dev dependency
+
+        return SIRFShampoo(model, lr=LR, T=T, batch_size=batch, preconditioner_dtypes=dtype)
+
+    return build
+
+
+def configs() -> list[BenchConfig]:
+    params = lambda m: m.parameters()  # noqa: E731
+    out = [
+        BenchConfig("sgd", lambda m, b: torch.optim.SGD(params(m), lr=LR, momentum=0.9)),
+        BenchConfig("adamw", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=False)),
+        BenchConfig("adamw_foreach", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=True)),
+        BenchConfig("adamw_fused", lambda m, b: torch.optim.AdamW(params(m), lr=LR, fused=True)),
+        BenchConfig("rmsprop", lambda m, b: torch.optim.RMSprop(params(m), lr=LR, momentum=0.9)),
+    ]
+    for cls, name in ((RootFreeAdam, "rootfree_adam"), (RootFreeRMSProp, "rootfree_rmsprop")):
+        for suffix, kwargs in (
+            ("", dict(foreach=False)),
+            ("_foreach", dict(foreach=True)),
+            ("_bf16", dict(foreach=True, state_dtype="bfloat16")),
+        ):
+            out.append(
+                BenchConfig(
+                    name + suffix,
+                    lambda m, b, cls=cls, kwargs=kwargs: cls(params(m), lr=LR, batch_size=b, **kwargs),
+                )
+            )
+    for T in (1, 10):
+        out.append(
+            BenchConfig(
+                f"shampoo_T{T}",
+                lambda m, b, T=T: Shampoo(params(m), lr=LR, update_every=T, grafting="adam"),
+            )
+        )
+        for dtype, suffix in ((None, ""), (torch.bfloat16, "_bf16")):
+            if T == 10 and dtype is not None:
+                continue
+            out.append(BenchConfig(f"sirfshampoo_T{T}{suffix}", _sirfshampoo(T, dtype)))
+            out.append(
+                BenchConfig(
+                    f"rootfree_shampoo_T{T}{suffix}",
+                    lambda m, b, T=T, dtype=dtype: RootFreeShampoo(
+                        params(m), lr=LR, batch_size=b, update_every=T, preconditioner_dtype=dtype
+                    ),
+                    baseline=f"sirfshampoo_T{T}{suffix}",
+                )
+            )
+    return out
+
+
+def make_model(name: str) -> torch.nn.Module:
+    if name == "resnet18":
+        return timm.create_model("resnet18", num_classes=10)
+    if name == "vit":
+        return timm.create_model(
+            "vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=4
+        )
+    raise ValueError(f"Unknown model {name!r}; choose one of ['resnet18', 'vit']")
+
+
+class Timer:
+    """Wall-clock on CPU; CUDA events around synchronised regions on GPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn: Callable[[], object]) -> float:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / 1e3
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held by the optimizer's state (SIRFShampoo keeps factors outside ``state``)."""
+    tensors: list[torch.Tensor] = []
+
+    def collect(value: object) -> None:
+        if torch.is_tensor(value):
+            tensors.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                collect(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                collect(v)
+        elif hasattr(value, "named_tensors"):  # singd's StructuredMatrix
+            for _, t in value.named_tensors():
+                tensors.append(t)
+
+    collect(list(optimizer.state.values()))
+    collect(getattr(optimizer, "preconditioner", []))
+    collect(getattr(optimizer, "preconditioner_momenta", []))
+    return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
+
+
+def bench_model(model_name: str, device: torch.device, args: argparse.Namespace) -> pd.DataFrame:
+    timer = Timer(device)
+    torch.manual_seed(0)
+    model = make_model(model_name).to(device)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+
+    def forward_backward() -> None:
+        model.zero_grad(set_to_none=False)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+
+    fwd_bwd = statistics.median(timer(forward_backward) for _ in range(args.fwd_bwd_reps))
+    grads = [p.grad.clone() for p in model.parameters()]
+    print(f"\n{model_name} on {device}: fwd+bwd {fwd_bwd * 1e3:.1f} ms (batch {args.batch})")
+
+    rows = []
+    for config in configs():
+        if args.only and not any(config.label.startswith(o) for o in args.only):
+            continue
+        model.load_state_dict(initial)
+        for p, g in zip(model.parameters(), grads):
+            p.grad = g.clone()
+        try:
+            optimizer = config.build(model, args.batch)
+            times = [timer(optimizer.step) for _ in range(args.warmup + args.steps)][args.warmup :]
+        except (ImportError, RuntimeError, ValueError) as error:
+            print(f"  {config.label:28s} skipped: {type(error).__name__}: {error}"[:150])
+            continue
+        peak = None
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            optimizer.step()
+            torch.cuda.synchronize()
+            peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+        row = dict(
+            model=model_name,
+            optimizer=config.label,
+            baseline=config.baseline,
+            step_median_ms=statistics.median(times) * 1e3,
+            step_mean_ms=statistics.fmean(times) * 1e3,
+            step_over_fwd_bwd=statistics.median(times) / fwd_bwd,
+            state_mib=state_bytes(optimizer) / 2**20,
+            step_peak_extra_mib=peak,
+            fwd_bwd_ms=fwd_bwd * 1e3,
+        )
+        rows.append(row)
+        print(f"  {config.label:28s} step {row['step_median_ms']:8.2f} ms (mean {row['step_mean_ms']:8.2f})")
+        del optimizer
+    frame = pd.DataFrame(rows)
+    return add_ratios(frame)
+
+
+def add_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ratios of median step time to AdamW (foreach, fused) and to each row's baseline."""
+    median = frame.set_index("optimizer")["step_median_ms"]
+    for reference in ("adamw_foreach", "adamw_fused"):
+        if reference in median:
+            frame[f"vs_{reference}"] = frame["step_median_ms"] / median[reference]
+    frame["vs_baseline"] = [
+        row.step_median_ms / median[row.baseline] if row.baseline in median else None
+        for row in frame.itertuples()
+    ]
+    return frame
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="resnet18,vit")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per optimizer")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--fwd-bwd-reps", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated label prefixes")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = parser.parse_args()
+    args.only = [o for o in args.only.split(",") if o]
+    device = torch.device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for model_name in args.models.split(","):
+        frame = bench_model(model_name, device, args)
+        stem = args.out / f"{device.type}_{model_name}"
+        frame.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.4g")
+        header = f"# {model_name}, batch {args.batch}, {machine(device)}\n\n"
+        stem.with_suffix(".md").write_text(
+            header + frame.drop(columns=["model"]).to_markdown(index=False, floatfmt=".3g") + "\n"
+        )
+        print(frame.drop(columns=["model", "fwd_bwd_ms"]).to_string(index=False, float_format="%.3g"))
+
+
+if __name__ == "__main__":
+    main()
