@@ -4,7 +4,7 @@ PYTHON ?= python3
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: help install data test test-all test-gpu
+.PHONY: help install data test test-all test-gpu bench bench-gpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,3 +25,11 @@ test-all:  ## every test, slow ones included
 
 test-gpu:  ## the tests that need CUDA (they skip without it)
 	$(PYTHON) -m pytest -q -m '' -k cuda
+
+bench:  ## step time, state memory and precision of every optimizer on CPU (results/bench)
+	$(PYTHON) scripts/bench_optimizers.py
+	$(PYTHON) scripts/bench_precision.py
+
+bench-gpu:  ## the same on CUDA
+	$(PYTHON) scripts/bench_optimizers.py --device cuda --steps 20 --warmup 5
+	$(PYTHON) scripts/bench_precision.py --device cuda

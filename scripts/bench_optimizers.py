@@ -52,7 +52,9 @@ def configs() -> list[BenchConfig]:
     out = [
         BenchConfig("sgd", lambda m, b: torch.optim.SGD(params(m), lr=LR, momentum=0.9)),
         BenchConfig("adamw", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=False)),
-        BenchConfig("adamw_foreach", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=True)),
+        BenchConfig(
+            "adamw_foreach", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=True)
+        ),
         BenchConfig("adamw_fused", lambda m, b: torch.optim.AdamW(params(m), lr=LR, fused=True)),
         BenchConfig("rmsprop", lambda m, b: torch.optim.RMSprop(params(m), lr=LR, momentum=0.9)),
     ]
@@ -65,7 +67,9 @@ def configs() -> list[BenchConfig]:
             out.append(
                 BenchConfig(
                     name + suffix,
-                    lambda m, b, cls=cls, kwargs=kwargs: cls(params(m), lr=LR, batch_size=b, **kwargs),
+                    lambda m, b, cls=cls, kwargs=kwargs: cls(
+                        params(m), lr=LR, batch_size=b, **kwargs
+                    ),
                 )
             )
     for T in (1, 10):
@@ -95,9 +99,7 @@ def make_model(name: str) -> torch.nn.Module:
     if name == "resnet18":
         return timm.create_model("resnet18", num_classes=10)
     if name == "vit":
-        return timm.create_model(
-            "vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=4
-        )
+        return timm.create_model("vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=4)
     raise ValueError(f"Unknown model {name!r}; choose one of ['resnet18', 'vit']")
 
 
@@ -193,7 +195,9 @@ def bench_model(model_name: str, device: torch.device, args: argparse.Namespace)
             fwd_bwd_ms=fwd_bwd * 1e3,
         )
         rows.append(row)
-        print(f"  {config.label:28s} step {row['step_median_ms']:8.2f} ms (mean {row['step_mean_ms']:8.2f})")
+        print(
+            f"  {config.label:28s} step {row['step_median_ms']:8.2f} ms (mean {row['step_mean_ms']:8.2f})"
+        )
         del optimizer
     frame = pd.DataFrame(rows)
     return add_ratios(frame)
@@ -248,7 +252,9 @@ def main() -> None:
         stem.with_suffix(".md").write_text(
             header + frame.drop(columns=["model"]).to_markdown(index=False, floatfmt=".3g") + "\n"
         )
-        print(frame.drop(columns=["model", "fwd_bwd_ms"]).to_string(index=False, float_format="%.3g"))
+        print(
+            frame.drop(columns=["model", "fwd_bwd_ms"]).to_string(index=False, float_format="%.3g")
+        )
 
 
 if __name__ == "__main__":

@@ -47,23 +47,53 @@ def zeros_factor(
     return torch.zeros(shape, dtype=dtype, device=device)
 
 
+def _multiply_axis(x: torch.Tensor, factor: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """F (or F^T) onto axis 1 of a stack, axes left in place."""
+    batch, dim = x.shape[0], x.shape[1]
+    if is_diagonal(factor):
+        return x * factor.view(batch, dim, *([1] * (x.ndim - 2)))
+    matrix = factor.transpose(-2, -1) if transpose else factor
+    return torch.bmm(matrix, x.reshape(batch, dim, -1)).view(x.shape)
+
+
+def _multiply_axis_and_move(x: torch.Tensor, factor: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """F (or F^T) onto axis 1, that axis moved to the end.
+
+    Computes (F X_(1))^T = X_(1)^T F^T, which BLAS reads from X's memory without a copy and
+    which comes out with the axis already moved.
+    """
+    batch, dim = x.shape[0], x.shape[1]
+    moved_shape = (batch, *x.shape[2:], dim)
+    if is_diagonal(factor):
+        return _multiply_axis(x, factor, transpose).movedim(1, -1).contiguous()
+    rows_t = x.reshape(batch, dim, -1).transpose(1, 2)
+    return torch.bmm(rows_t, factor if transpose else factor.transpose(1, 2)).view(moved_shape)
+
+
 def apply_factors(
     x: torch.Tensor, factors: Sequence[torch.Tensor], transpose: bool = False
 ) -> torch.Tensor:
     """x x_1 F_1 ... x_N F_N for each stack element: factor n (or its transpose) onto axis n.
 
-    Each round computes (F X_(1))^T = X_(1)^T F^T, which BLAS reads from X's memory without a
-    copy and which leaves axis 1 moved to the end; after N rounds the axes are back in order.
+    Each round works on axis 1 and moves it to the end, so after N rounds the axes are back
+    in order.
     """
     for factor in factors:
-        batch, dim = x.shape[0], x.shape[1]
-        moved_shape = (batch, *x.shape[2:], dim)
-        if is_diagonal(factor):
-            x = (x * factor.view(batch, dim, *([1] * (x.ndim - 2)))).movedim(1, -1).contiguous()
-        else:
-            rows_t = x.reshape(batch, dim, -1).transpose(1, 2)
-            x = torch.bmm(rows_t, factor if transpose else factor.transpose(1, 2))
-            x = x.view(moved_shape)
+        x = _multiply_axis_and_move(x, factor, transpose)
+    return x
+
+
+def apply_outer_products(
+    x: torch.Tensor, factors: Sequence[torch.Tensor], is_outer: Sequence[bool]
+) -> torch.Tensor:
+    """x x_n (F_n F_n^T) for every axis n, where F_n F_n^T is given (``is_outer[n]``) or F_n is.
+
+    Given F_n alone, F_n^T and then F_n are applied: two products on that axis instead of one.
+    """
+    for factor, outer_given in zip(factors, is_outer):
+        if not outer_given:
+            x = _multiply_axis(x, factor, transpose=True)
+        x = _multiply_axis_and_move(x, factor, transpose=False)
     return x
 
 
@@ -114,5 +144,9 @@ def max_abs(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def per_element(scalars: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Shape (b,) scalars as (b, 1, ..., 1) to broadcast against a stacked ``like``."""
-    return scalars.view(-1, *([1] * (like.ndim - 1)))
+    """Shape (b,) scalars as (b, 1, ..., 1) in ``like``'s dtype, to scale a stacked ``like``.
+
+    Rounding the scalars to a half-precision ``like`` costs no more than the product's own
+    rounding, and a mixed-dtype in-place product would materialise fp32 copies of ``like``.
+    """
+    return scalars.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))

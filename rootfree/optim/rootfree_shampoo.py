@@ -13,7 +13,9 @@ and implicitly the preconditioner (x)_n K_n K_n^T. On a refresh step, with G_hat
     U = G x_n (K_n K_n^T) + weight_decay * p,   b <- momentum * b + U,   p <- p - lr * b.
 
 Only matrix products: no eigendecomposition, solve, inverse or root, so it runs in bf16.
-K_n K_n^T is cached between refreshes (rescaled by s_n = max(1, sqrt(max|K_n|)) for range).
+Between refreshes K_n K_n^T is cached where that pays (rescaled by s_n = max(1, sqrt(max|K_n|))
+for range): computing it costs d_n^3, and it saves 2 numel d_n per step on the T - 1 steps until
+the next refresh. Elsewhere K_n^T and K_n are applied in turn, as SIRFShampoo always does.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class RootFreeShampoo(RootfreeOptimizer):
         state["next_update"] = 0
         state["factors"] = factors
         state["preconditioners"] = [f.clone() for f in factors]
+        state["preconditioner_is_outer"] = [True] * len(factors)
         state["preconditioner_scale"] = torch.ones(
             (), dtype=torch.promote_types(dtype, torch.float32), device=param.device
         )
@@ -148,6 +151,7 @@ class RootFreeShampoo(RootfreeOptimizer):
                     param.dtype,
                     param.device,
                     state["step"] == state["next_update"],
+                    tuple(state["preconditioner_is_outer"]),
                 )
             else:
                 key = (id(param),)
@@ -169,16 +173,22 @@ class RootFreeShampoo(RootfreeOptimizer):
             momenta = None
             if group["riemannian_momentum"] != 0.0:
                 for s in states:
-                    s.setdefault("factor_momenta", [torch.zeros_like(f) for f in s["factors"]])
+                    if "factor_momenta" not in s:
+                        s["factor_momenta"] = [torch.zeros_like(f) for f in s["factors"]]
                 momenta = [_stack([s["factor_momenta"][n] for s in states]) for n in range(n_axes)]
             _update_factors(group, factors, momenta, grad)
-            preconditioners, scale = _cache_preconditioner(factors)
+            is_outer = [
+                kronecker.is_diagonal(f) or (group["update_every"] - 1) * grad[0].numel() >= d * d
+                for f, d in zip(factors, dims)
+            ]
+            preconditioners, scale = _rescaled_preconditioner(factors, is_outer)
             for i, s in enumerate(states):
                 s["factors"] = [f[i] for f in factors]
                 if momenta is not None:
                     s["factor_momenta"] = [m[i] for m in momenta]
                 s["preconditioners"] = [p[i] for p in preconditioners]
                 s["preconditioner_scale"] = scale[i]
+                s["preconditioner_is_outer"] = is_outer
                 s["next_update"] = next_update_step(
                     s["step"], group["update_every"], group["update_schedule"]
                 )
@@ -187,18 +197,21 @@ class RootFreeShampoo(RootfreeOptimizer):
                 _stack([s["preconditioners"][n] for s in states]) for n in range(n_axes)
             ]
             scale = _stack([s["preconditioner_scale"] for s in states])
+            is_outer = states[0]["preconditioner_is_outer"]
         for s in states:
             s["step"] += 1
 
-        update = kronecker.apply_factors(grad, preconditioners).to(params[0].dtype)
+        update = kronecker.apply_outer_products(grad, preconditioners, is_outer)
+        update = update.to(params[0].dtype)
         update = update.mul_(kronecker.per_element(scale, update))
         updates = [u.reshape(p.shape) for u, p in zip(update.unbind(0), params)]
         if group["weight_decay"] != 0.0:
             torch._foreach_add_(updates, params, alpha=group["weight_decay"])
         if group["momentum"] != 0.0:
-            buffers = [
-                s.setdefault("momentum_buffer", torch.zeros_like(p)) for s, p in zip(states, params)
-            ]
+            for s, p in zip(states, params):
+                if "momentum_buffer" not in s:
+                    s["momentum_buffer"] = torch.zeros_like(p)
+            buffers = [s["momentum_buffer"] for s in states]
             foreach_scale_(buffers, group["momentum"])
             torch._foreach_add_(buffers, updates)
             updates = buffers
@@ -240,12 +253,13 @@ def _update_factors(
         factor.sub_(kronecker.matmul(factor, step).mul_(kronecker.per_element(rate, factor)))
 
 
-def _cache_preconditioner(factors: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """K_n K_n^T with each K_n divided by s_n = max(1, sqrt(max|K_n|)), and prod_n s_n^2."""
+def _rescaled_preconditioner(
+    factors: list[torch.Tensor], is_outer: list[bool]
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """K_n / s_n, or (K_n / s_n)(K_n / s_n)^T where ``is_outer[n]``, with s_n = max(1, sqrt(max|K_n|));
+    and prod_n s_n^2, which the preconditioned gradient is multiplied by."""
     opmath = torch.promote_types(factors[0].dtype, torch.float32)
     scales = [kronecker.max_abs(factor).to(opmath).sqrt().clamp(min=1.0) for factor in factors]
-    preconditioners = [
-        kronecker.outer(f / kronecker.per_element(s.to(f.dtype), f))
-        for f, s in zip(factors, scales)
-    ]
+    rescaled = [f / kronecker.per_element(s, f) for f, s in zip(factors, scales)]
+    preconditioners = [kronecker.outer(f) if o else f for f, o in zip(rescaled, is_outer)]
     return preconditioners, torch.stack(scales).square().prod(dim=0)

@@ -1,0 +1,59 @@
+"""The benchmark scripts' arithmetic and a tiny end-to-end cell, so they cannot rot silently."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ratios_are_taken_against_adamw_and_each_baseline():
+    bench = load("bench_optimizers")
+    frame = pd.DataFrame(
+        [
+            dict(optimizer="adamw_foreach", baseline=None, step_median_ms=40.0),
+            dict(optimizer="adamw_fused", baseline=None, step_median_ms=8.0),
+            dict(optimizer="sirfshampoo_T1", baseline=None, step_median_ms=500.0),
+            dict(optimizer="rootfree_shampoo_T1", baseline="sirfshampoo_T1", step_median_ms=250.0),
+        ]
+    )
+    out = bench.add_ratios(frame)
+    row = out.set_index("optimizer").loc["rootfree_shampoo_T1"]
+    assert row.vs_adamw_foreach == pytest.approx(6.25)
+    assert row.vs_adamw_fused == pytest.approx(31.25)
+    assert row.vs_baseline == pytest.approx(0.5)
+    assert math.isnan(out.set_index("optimizer").loc["adamw_fused"].vs_baseline)
+
+
+def test_state_bytes_counts_each_tensor_once():
+    bench = load("bench_optimizers")
+    params = [torch.nn.Parameter(torch.zeros(10, 10)), torch.nn.Parameter(torch.zeros(5))]
+    optimizer = torch.optim.AdamW(params, lr=0.1, foreach=False)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    step_bytes = sum(s["step"].numel() * s["step"].element_size() for s in optimizer.state.values())
+    assert bench.state_bytes(optimizer) == 2 * 4 * (100 + 5) + step_bytes
+
+
+def test_precision_cell_reports_a_finite_run():
+    precision = load("bench_precision")
+    x, y = precision.make_task(torch.device("cpu"), steps=5)
+    row = precision.run_cell("rootfree_shampoo", "bf16 state", x, y, torch.device("cpu"))
+    assert row["first_non_finite_step"] is None
+    assert math.isfinite(row["final_loss"]) and row["final_over_initial"] > 0
