@@ -13,9 +13,10 @@ and implicitly the preconditioner (x)_n K_n K_n^T. On a refresh step, with G_hat
     U = G x_n (K_n K_n^T) + weight_decay * p,   b <- momentum * b + U,   p <- p - lr * b.
 
 Only matrix products: no eigendecomposition, solve, inverse or root, so it runs in bf16.
-Between refreshes K_n K_n^T is cached where that pays (rescaled by s_n = max(1, sqrt(max|K_n|))
-for range): computing it costs d_n^3, and it saves 2 numel d_n per step on the T - 1 steps until
-the next refresh. Elsewhere K_n^T and K_n are applied in turn, as SIRFShampoo always does.
+K_n K_n^T is cached from one refresh to the next where that pays (rescaled by
+s_n = max(1, sqrt(max|K_n|)) for range): computing it costs d_n^3, and it saves a mode product,
+2 numel d_n, on each of the T steps it serves. Elsewhere K_n^T and K_n are applied in turn, as
+SIRFShampoo always does.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class RootFreeShampoo(RootfreeOptimizer):
                 momenta = [_stack([s["factor_momenta"][n] for s in states]) for n in range(n_axes)]
             _update_factors(group, factors, momenta, grad)
             is_outer = [
-                kronecker.is_diagonal(f) or (group["update_every"] - 1) * grad[0].numel() >= d * d
+                kronecker.is_diagonal(f) or group["update_every"] * grad[0].numel() >= d * d
                 for f, d in zip(factors, dims)
             ]
             preconditioners, scale = _rescaled_preconditioner(factors, is_outer)
