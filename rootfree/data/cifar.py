@@ -1,0 +1,47 @@
+"""CIFAR-10/100 in torchvision's on-disk format (the python pickle batches)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FOLDERS = {10: "cifar-10-batches-py", 100: "cifar-100-python"}
+TRAIN_FILES = {10: [f"data_batch_{i}" for i in range(1, 6)], 100: ["train"]}
+TEST_FILES = {10: ["test_batch"], 100: ["test"]}
+
+
+def _read(folder: Path, names: list[str], classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    import pickle
+
+    images, labels = [], []
+    key = "labels" if classes == 10 else "fine_labels"
+    for name in names:
+        with open(folder / name, "rb") as f:
+            batch = pickle.load(f, encoding="latin1")
+        images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(batch[key])
+    return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
+
+
+def load_cifar(
+    classes: int, root: str | None, download: bool
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    base = Path(root or "data").expanduser()
+    folder = base / FOLDERS[classes]
+    if not folder.is_dir() and download:
+        import torchvision
+
+        dataset = torchvision.datasets.CIFAR10 if classes == 10 else torchvision.datasets.CIFAR100
+        dataset(base, train=True, download=True)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"CIFAR-{classes} not found: expected {folder} (torchvision's format). Either set "
+            f"dataset.root=DIR to the folder that holds {FOLDERS[classes]}/, or "
+            "dataset.download=true to fetch it with torchvision (needs internet)."
+        )
+    return {
+        "train": _read(folder, TRAIN_FILES[classes], classes),
+        "test": _read(folder, TEST_FILES[classes], classes),
+    }

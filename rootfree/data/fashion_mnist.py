@@ -1,0 +1,51 @@
+"""Fashion-MNIST from Debian's dataset-fashion-mnist package, a local root, or a download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from rootfree.data.idx import read_idx
+
+DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(root: Path, stem: str) -> Path | None:
+    for folder in (root, root / "FashionMNIST" / "raw", root / "raw"):
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def load_fashion_mnist(
+    root: str | None, download: bool
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{'train': (images uint8 N x 1 x 28 x 28, labels), 'test': ...}."""
+    roots = [Path(root).expanduser()] if root else [DEBIAN_ROOT]
+    for folder in roots:
+        paths = {split: [_find(folder, stem) for stem in stems] for split, stems in FILES.items()}
+        if all(p is not None for pair in paths.values() for p in pair):
+            return {
+                split: (read_idx(images).unsqueeze(1), read_idx(labels).long())
+                for split, (images, labels) in paths.items()
+            }
+    if download:
+        import torchvision
+
+        target = Path(root or os.environ.get("ROOTFREE_DATA", "data")).expanduser()
+        for train in (True, False):
+            torchvision.datasets.FashionMNIST(target, train=train, download=True)
+        return load_fashion_mnist(str(target), download=False)
+    raise FileNotFoundError(
+        f"Fashion-MNIST not found in {', '.join(str(r) for r in roots)}. Get it one of three ways: "
+        "(1) `apt-get install dataset-fashion-mnist` (Debian; installs to "
+        f"{DEBIAN_ROOT}); (2) dataset.root=DIR pointing at the idx(.gz) files; "
+        "(3) dataset.download=true to fetch it with torchvision (needs internet)."
+    )

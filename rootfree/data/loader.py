@@ -1,0 +1,82 @@
+"""Mini-batches of an in-memory dataset, with no worker processes.
+
+Shuffling and augmentation draw from generators seeded by (seed, epoch, batch index), so a run
+resumed mid-epoch sees exactly the batches it would have seen, without saving RNG state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+PAD = 4
+
+
+def _generator(*keys: int) -> torch.Generator:
+    seed = 0
+    for key in keys:
+        seed = (seed * 1_000_003 + key) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero-padding by 4 pixels, and a random horizontal flip (the CIFAR recipe)."""
+    batch, _, height, width = images.shape
+    padded = F.pad(images, (PAD, PAD, PAD, PAD))
+    dy = torch.randint(0, 2 * PAD + 1, (batch,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * PAD + 1, (batch,), generator=generator).to(images.device)
+    rows = (dy[:, None] + torch.arange(height, device=images.device))[:, :, None]
+    cols = (dx[:, None] + torch.arange(width, device=images.device))[:, None, :]
+    crops = padded[torch.arange(batch, device=images.device)[:, None, None], :, rows, cols]
+    crops = crops.permute(0, 3, 1, 2)
+    flip = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
+    return torch.where(flip[:, None, None, None], crops.flip(-1), crops)
+
+
+class BatchLoader:
+    """Normalised float batches of uint8 images held on ``device``."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        mean: list[float],
+        std: list[float],
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        augment: str = "none",
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"Invalid batch_size: {batch_size} (must be >= 1)")
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.batch_size = batch_size
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.shuffle, self.augment, self.seed, self.drop_last = shuffle, augment, seed, drop_last
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(
+        self, epoch: int = 0, start: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` from batch index ``start`` on."""
+        n = len(self.labels)
+        if self.shuffle:
+            order = torch.randperm(n, generator=_generator(self.seed, epoch)).to(self.labels.device)
+        else:
+            order = torch.arange(n, device=self.labels.device)
+        for index in range(start, len(self)):
+            chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+            images = self.images[chosen].float().div_(255)
+            if self.augment == "crop_flip":
+                images = crop_flip(images, _generator(self.seed, epoch, index + 1))
+            yield (images - self.mean) / self.std, self.labels[chosen]

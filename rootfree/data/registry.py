@@ -1,0 +1,118 @@
+"""The dataset registry and ``load_dataset``: splits as in-memory uint8 tensors plus metadata."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rootfree.data.cifar import load_cifar
+from rootfree.data.fashion_mnist import load_fashion_mnist
+from rootfree.data.splits import train_val_split
+from rootfree.data.synthetic import load_synthetic
+
+SELECTION_SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    load: Callable[..., dict[str, tuple[torch.Tensor, torch.Tensor]]]
+    num_classes: int
+    augmentation: str  # "none" or "crop_flip" (random 4-pixel-padded crop + horizontal flip)
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion_mnist": DatasetSpec(
+        lambda root, download, **_: load_fashion_mnist(root, download),
+        10,
+        "none",
+        "Fashion-MNIST, 28x28 grey, 60k/10k (the offline default)",
+    ),
+    "cifar10": DatasetSpec(
+        lambda root, download, **_: load_cifar(10, root, download),
+        10,
+        "crop_flip",
+        "CIFAR-10, 32x32 RGB, 50k/10k",
+    ),
+    "cifar100": DatasetSpec(
+        lambda root, download, **_: load_cifar(100, root, download),
+        100,
+        "crop_flip",
+        "CIFAR-100, 32x32 RGB, 50k/10k (the paper's CNN benchmark)",
+    ),
+    "synthetic": DatasetSpec(
+        lambda root, download, **kwargs: load_synthetic(**kwargs),
+        4,
+        "none",
+        "generated class prototypes plus noise, for tests",
+    ),
+}
+
+
+@dataclass
+class DatasetSplits:
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    num_classes: int
+    channels: int
+    image_size: int
+    mean: list[float]
+    std: list[float]
+    augmentation: str
+    selection_split: str
+    checksum: str
+
+
+def _checksum(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        for tensor in splits[name]:
+            digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_dataset(
+    name: str,
+    root: str | None = None,
+    download: bool = False,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    selection_split: str = "val",
+    **options: Any,
+) -> DatasetSplits:
+    """Load ``name`` and carve a seeded validation split from its training set.
+
+    ``selection_split="test"`` is the paper's protocol (tuning on the test set): then no
+    validation split is carved and "val" is the test set; runs record which one they used.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    if selection_split not in SELECTION_SPLITS:
+        raise ValueError(
+            f"Invalid selection_split: {selection_split!r}; choose one of {list(SELECTION_SPLITS)}"
+        )
+    spec = DATASETS[name]
+    raw = spec.load(root=root, download=download, **options)
+    if selection_split == "test":
+        train, val = raw["train"], raw["test"]
+    else:
+        train, val = train_val_split(*raw["train"], val_fraction=val_fraction, seed=split_seed)
+    images = train[0].float() / 255
+    return DatasetSplits(
+        train=train,
+        val=val,
+        test=raw["test"],
+        num_classes=int(raw["train"][1].max()) + 1 if name == "synthetic" else spec.num_classes,
+        channels=train[0].shape[1],
+        image_size=train[0].shape[-1],
+        mean=images.mean(dim=(0, 2, 3)).tolist(),
+        std=images.std(dim=(0, 2, 3)).tolist(),
+        augmentation=spec.augmentation,
+        selection_split=selection_split,
+        checksum=_checksum(raw),
+    )

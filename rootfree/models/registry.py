@@ -1,0 +1,91 @@
+"""The model registry: ``create_model(name, num_classes, channels, image_size, **options)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from rootfree.models.cnn import VGG, ResNet, SmallCNN
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[..., nn.Module]
+    family: str  # "cnn" or "vit"
+    description: str
+
+
+def _vit(
+    num_classes,
+    channels,
+    image_size,
+    patch_size=4,
+    embed_dim=64,
+    depth=4,
+    num_heads=4,
+    mlp_ratio=2.0,
+    **kwargs,
+):
+    from timm.models.vision_transformer import VisionTransformer
+
+    if image_size % patch_size:
+        raise ValueError(
+            f"Invalid patch_size: {patch_size} does not divide image size {image_size}"
+        )
+    return VisionTransformer(
+        img_size=image_size,
+        patch_size=patch_size,
+        in_chans=channels,
+        num_classes=num_classes,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratio,
+        **kwargs,
+    )
+
+
+def _timm(num_classes, channels, image_size, arch: str, **kwargs):
+    import timm
+
+    return timm.create_model(
+        arch, pretrained=False, num_classes=num_classes, in_chans=channels, **kwargs
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    "small_cnn": ModelSpec(
+        lambda num_classes, channels, image_size, **kw: SmallCNN(num_classes, channels, **kw),
+        "cnn",
+        "two conv stages and a linear head; the CPU default",
+    ),
+    "resnet": ModelSpec(
+        lambda num_classes, channels, image_size, **kw: ResNet(num_classes, channels, **kw),
+        "cnn",
+        "CIFAR-style ResNet, depth 18/34/50",
+    ),
+    "vgg": ModelSpec(
+        lambda num_classes, channels, image_size, **kw: VGG(num_classes, channels, **kw),
+        "cnn",
+        "VGG16 with batch norm",
+    ),
+    "vit": ModelSpec(_vit, "vit", "timm VisionTransformer for small inputs (patch 4 by default)"),
+    "timm": ModelSpec(
+        _timm,
+        "vit",
+        "any timm architecture by name (arch=swin_tiny_patch4_window7_224), options passed through",
+    ),
+}
+
+
+def create_model(
+    name: str, num_classes: int, channels: int, image_size: int, **options: Any
+) -> nn.Module:
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name].build(
+        num_classes=num_classes, channels=channels, image_size=image_size, **options
+    )

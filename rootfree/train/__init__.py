@@ -1,0 +1,1 @@
+"""Training: the loop, checkpoints, run directories and the Hydra-facing entry point."""

@@ -1,0 +1,286 @@
+"""The training loop: one run from a resolved config into a run directory, resumable bitwise.
+
+Everything a continued run needs is in ``checkpoints/last.pt``: model, optimizer, grad scaler,
+torch RNG states, the position (epoch, batch, step) and the epoch's running sums. The data order
+is a function of (seed, epoch, batch), so a resumed run repeats exactly what an uninterrupted one
+does, on CPU bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from rootfree.data import BatchLoader, DatasetSplits, load_dataset
+from rootfree.models import create_model
+from rootfree.optim import create_optimizer
+from rootfree.train.checkpoint import load_latest, save_atomic
+from rootfree.train.loggers import create_logger
+from rootfree.train.rundir import RunDir
+from rootfree.train.schedule import lr_factor
+
+log = logging.getLogger(__name__)
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"Invalid trainer.device: {name!r}; CUDA is not available (use cpu or auto)"
+        )
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, config: dict[str, Any], run_dir: RunDir) -> None:
+        self.config, self.run_dir = config, run_dir
+        self.trainer = config["trainer"]
+        if self.trainer["amp"] not in AMP_MODES:
+            raise ValueError(
+                f"Invalid trainer.amp: {self.trainer['amp']!r}; choose one of {list(AMP_MODES)}"
+            )
+        self.device = resolve_device(self.trainer["device"])
+        torch.manual_seed(config["seed"])
+
+        data = dict(config["dataset"])
+        batch_size, eval_batch_size = data.pop("batch_size"), data.pop("eval_batch_size")
+        self.data: DatasetSplits = load_dataset(**data)
+        loader = dict(mean=self.data.mean, std=self.data.std, device=self.device)
+        self.train_loader = BatchLoader(
+            *self.data.train,
+            batch_size=batch_size,
+            shuffle=True,
+            augment=self.data.augmentation,
+            seed=config["seed"],
+            drop_last=True,
+            **loader,
+        )
+        self.eval_loaders = {
+            split: BatchLoader(*getattr(self.data, split), batch_size=eval_batch_size, **loader)
+            for split in ("val", "test")
+        }
+
+        model = dict(config["model"])
+        self.model = create_model(
+            model.pop("name"),
+            self.data.num_classes,
+            self.data.channels,
+            self.data.image_size,
+            **model,
+        ).to(self.device)
+        if self.trainer["channels_last"]:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        optimizer = dict(config["optimizer"])
+        self.optimizer = create_optimizer(
+            optimizer.pop("name"),
+            self.model,
+            batch_size=batch_size,
+            decay_1d=self.trainer["decay_1d"],
+            **optimizer,
+        )
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.forward = torch.compile(self.model) if self.trainer["compile"] else self.model
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.trainer["label_smoothing"])
+        steps_per_epoch = len(self.train_loader)
+        self.total_steps = self.trainer["max_steps"] or self.trainer["epochs"] * steps_per_epoch
+        self.epochs = math.ceil(self.total_steps / steps_per_epoch)
+        schedule = self.trainer["schedule"]
+        self.warmup_steps = round(schedule["warmup_epochs"] * steps_per_epoch)
+
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+        self.best_val_acc = -1.0
+        self.wall_seconds = 0.0
+
+    # -- precision -----------------------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        amp = self.trainer["amp"]
+        if amp == "off":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
+            "running": dict(self.running),
+            "best_val_acc": self.best_val_acc,
+            "wall_seconds": self.wall_seconds,
+        }
+
+    def resume(self) -> bool:
+        payload = load_latest(self.run_dir.checkpoints / "last.pt")
+        if payload is None:
+            return False
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scaler.load_state_dict(payload["scaler"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        if "cuda" in payload["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+        position = payload["position"]
+        self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
+        self.running = dict(payload["running"])
+        self.best_val_acc = payload["best_val_acc"]
+        self.wall_seconds = payload["wall_seconds"]
+        self.run_dir.write_metrics([r for r in self.run_dir.metrics() if r["epoch"] <= self.epoch])
+        log.info("resumed at epoch %d, batch %d (step %d)", self.epoch, self.batch, self.step)
+        return True
+
+    def save(self, best: bool = False) -> None:
+        state = self.state()
+        save_atomic(state, self.run_dir.checkpoints / "last.pt")
+        if best:
+            save_atomic(
+                {"model": state["model"], "epoch": self.epoch}, self.run_dir.checkpoints / "best.pt"
+            )
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        factor = lr_factor(
+            self.step,
+            self.total_steps,
+            self.trainer["schedule"]["kind"],
+            self.warmup_steps,
+            tuple(self.trainer["schedule"]["milestones"]),
+            self.trainer["schedule"]["gamma"],
+            self.trainer["schedule"]["min_factor"],
+        )
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        if self.trainer["channels_last"]:
+            images = images.contiguous(memory_format=torch.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self.forward(images)
+            loss = self.loss_fn(logits.float(), labels)
+        self.scaler.scale(loss).backward()
+        if self.trainer["grad_clip"]:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.trainer["grad_clip"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        correct = (logits.argmax(-1) == labels).sum()
+        count = loss.new_tensor(float(len(labels)))
+        return torch.stack([loss.detach() * count, correct.float(), count])
+
+    def train_epoch(self, logger) -> None:
+        self.model.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        interval = self.trainer["log_every"]
+        batches = self.train_loader.batches(self.epoch, start=self.batch)
+        bar = tqdm(
+            batches,
+            total=len(self.train_loader),
+            initial=self.batch,
+            leave=False,
+            desc=f"epoch {self.epoch + 1}/{self.epochs}",
+            disable=not self.trainer["progress"],
+        )
+        started = time.perf_counter()
+        for images, labels in bar:
+            sums += self.train_step(images, labels)
+            self.batch += 1
+            self.step += 1
+            if (
+                self.batch % interval == 0
+                or self.batch == len(self.train_loader)
+                or self.step == self.total_steps
+            ):
+                loss_sum, correct, count = sums.tolist()
+                sums.zero_()
+                if not math.isfinite(loss_sum):
+                    raise Diverged(f"non-finite training loss at step {self.step}")
+                self.running["loss"] += loss_sum
+                self.running["correct"] += int(correct)
+                self.running["count"] += int(count)
+                mean_loss = self.running["loss"] / max(1, self.running["count"])
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
+                logger.log(
+                    {"train_loss_running": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]},
+                    self.step,
+                )
+            every = self.trainer["checkpoint_every_steps"]
+            if every and self.step % every == 0 and self.batch < len(self.train_loader):
+                self.running["seconds"] += time.perf_counter() - started
+                started = time.perf_counter()
+                self.save()
+            if self.step == self.total_steps:
+                break
+        self.running["seconds"] += time.perf_counter() - started
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> tuple[float, float]:
+        self.model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        loss_fn = nn.CrossEntropyLoss(reduction="sum")
+        for images, labels in self.eval_loaders[split].batches():
+            if self.trainer["channels_last"]:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                logits = self.forward(images)
+            loss_sum += loss_fn(logits.float(), labels)
+            correct += (logits.argmax(-1) == labels).sum()
+        n = len(self.eval_loaders[split].labels)
+        return loss_sum.item() / n, correct.item() / n
+
+    def fit(self) -> dict[str, Any]:
+        logger = create_logger(self.config, self.run_dir)
+        try:
+            while self.epoch < self.epochs and self.step < self.total_steps:
+                self.train_epoch(logger)
+                row = self.finish_epoch()
+                logger.log(row, self.step)
+            return self.run_dir.metrics()[-1]
+        finally:
+            logger.finish()
+
+    def finish_epoch(self) -> dict[str, Any]:
+        count = max(1, self.running["count"])
+        epoch_seconds = self.running["seconds"]
+        self.wall_seconds += epoch_seconds
+        row = {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": self.running["loss"] / count,
+            "train_acc": self.running["correct"] / count,
+            "train_seconds": epoch_seconds,
+            "wall_seconds": self.wall_seconds,
+            "images_per_second": count / epoch_seconds if epoch_seconds else None,
+        }
+        for split in ("val", "test"):
+            row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
+        if not math.isfinite(row["val_loss"]):
+            raise Diverged(f"non-finite validation loss after epoch {self.epoch + 1}")
+        self.run_dir.append_metrics(row)
+        best = row["val_acc"] > self.best_val_acc
+        self.best_val_acc = max(self.best_val_acc, row["val_acc"])
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+        self.save(best=best)
+        self.run_dir.set_status("running", epochs_done=self.epoch)
+        return row
