@@ -186,10 +186,24 @@ class Trainer:
         count = loss.new_tensor(float(len(labels)))
         return torch.stack([loss.detach() * count, correct.float(), count])
 
+    def flush(self, sums: torch.Tensor) -> float:
+        """Move the device-side (loss, correct, count) sums into the epoch's running totals.
+
+        One host sync per call, so it runs every ``log_every`` steps, before a checkpoint and at
+        the epoch's end, never per step. A non-finite loss ends the run as diverged.
+        """
+        loss_sum, correct, count = sums.tolist()
+        sums.zero_()
+        if not math.isfinite(loss_sum):
+            raise Diverged(f"non-finite training loss by step {self.step}")
+        self.running["loss"] += loss_sum
+        self.running["correct"] += int(correct)
+        self.running["count"] += int(count)
+        return self.running["loss"] / max(1, self.running["count"])
+
     def train_epoch(self, logger) -> None:
         self.model.train()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-        interval = self.trainer["log_every"]
         batches = self.train_loader.batches(self.epoch, start=self.batch)
         bar = tqdm(
             batches,
@@ -199,36 +213,27 @@ class Trainer:
             desc=f"epoch {self.epoch + 1}/{self.epochs}",
             disable=not self.trainer["progress"],
         )
+        every = self.trainer["checkpoint_every_steps"]
         started = time.perf_counter()
         for images, labels in bar:
             sums += self.train_step(images, labels)
             self.batch += 1
             self.step += 1
-            if (
-                self.batch % interval == 0
-                or self.batch == len(self.train_loader)
-                or self.step == self.total_steps
-            ):
-                loss_sum, correct, count = sums.tolist()
-                sums.zero_()
-                if not math.isfinite(loss_sum):
-                    raise Diverged(f"non-finite training loss at step {self.step}")
-                self.running["loss"] += loss_sum
-                self.running["correct"] += int(correct)
-                self.running["count"] += int(count)
-                mean_loss = self.running["loss"] / max(1, self.running["count"])
+            if self.step % self.trainer["log_every"] == 0:
+                mean_loss = self.flush(sums)
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
                 logger.log(
                     {"train_loss_running": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]},
                     self.step,
                 )
-            every = self.trainer["checkpoint_every_steps"]
+            if self.step == self.total_steps:
+                break
             if every and self.step % every == 0 and self.batch < len(self.train_loader):
+                self.flush(sums)
                 self.running["seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
                 self.save()
-            if self.step == self.total_steps:
-                break
+        self.flush(sums)
         self.running["seconds"] += time.perf_counter() - started
 
     @torch.no_grad()

@@ -1,0 +1,130 @@
+"""Datasets from generated files in their real on-disk formats, splits and the batch loader."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from rootfree.data import BatchLoader, load_dataset
+from rootfree.data.idx import read_idx
+from rootfree.data.loader import crop_flip
+from rootfree.data.splits import train_val_split
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(
+        struct.pack(">I", d) for d in array.shape
+    )
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def fashion_root(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 50), ("t10k", 20)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    return tmp_path
+
+
+def test_idx_reader_round_trips_and_rejects_other_files(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", array)
+    assert torch.equal(read_idx(tmp_path / "a.gz"), torch.from_numpy(array))
+    (tmp_path / "bad").write_bytes(b"not an idx file")
+    with pytest.raises(ValueError, match="not an idx file"):
+        read_idx(tmp_path / "bad")
+
+
+def test_fashion_mnist_from_a_root_folder(fashion_root):
+    data = load_dataset("fashion_mnist", root=str(fashion_root), val_fraction=0.2)
+    assert data.train[0].shape == (40, 1, 28, 28) and data.val[0].shape == (10, 1, 28, 28)
+    assert data.test[0].shape == (20, 1, 28, 28) and data.num_classes == 10
+    assert data.selection_split == "val" and len(data.checksum) == 16
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"apt-get install dataset-fashion-mnist.*dataset.root=DIR.*dataset.download=true",
+    ):
+        load_dataset("fashion_mnist", root=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="cifar-100-python"):
+        load_dataset("cifar100", root=str(tmp_path))
+
+
+def test_unknown_dataset_lists_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'mnist'; choose one of \['cifar10'"):
+        load_dataset("mnist")
+
+
+@pytest.mark.parametrize("classes", [10, 100])
+def test_cifar_in_torchvision_format(tmp_path, classes):
+    folder = tmp_path / ("cifar-10-batches-py" if classes == 10 else "cifar-100-python")
+    folder.mkdir()
+    key = "labels" if classes == 10 else "fine_labels"
+    names = (
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        if classes == 10
+        else ["train", "test"]
+    )
+    rng = np.random.default_rng(0)
+    for name in names:
+        batch = {
+            "data": rng.integers(0, 256, (6, 3072), dtype=np.uint8),
+            key: list(rng.integers(0, classes, 6)),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    data = load_dataset(f"cifar{classes}", root=str(tmp_path), selection_split="test")
+    n_train = 30 if classes == 10 else 6
+    assert data.train[0].shape == (n_train, 3, 32, 32) and data.num_classes == classes
+    assert data.augmentation == "crop_flip"
+    assert torch.equal(data.val[0], data.test[0]), "test-set selection: val is the test set"
+
+
+def test_validation_split_is_fixed_by_its_seed_and_disjoint():
+    images, labels = torch.arange(100).view(100, 1, 1, 1), torch.arange(100)
+    (train, train_labels), (val, val_labels) = train_val_split(images, labels, 0.2, seed=3)
+    again = train_val_split(images, labels, 0.2, seed=3)
+    assert torch.equal(val_labels, again[1][1]) and len(val_labels) == 20
+    assert not set(train_labels.tolist()) & set(val_labels.tolist())
+    other = train_val_split(images, labels, 0.2, seed=4)
+    assert not torch.equal(val_labels, other[1][1])
+
+
+def test_loader_resumes_mid_epoch_with_the_same_batches():
+    data = load_dataset("synthetic")
+    loader = BatchLoader(
+        *data.train,
+        batch_size=16,
+        mean=data.mean,
+        std=data.std,
+        shuffle=True,
+        augment="crop_flip",
+        seed=5,
+    )
+    full = list(loader.batches(epoch=2))
+    resumed = list(loader.batches(epoch=2, start=3))
+    assert len(full) == len(loader) and len(resumed) == len(full) - 3
+    for (x, y), (rx, ry) in zip(full[3:], resumed):
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+    assert not torch.equal(full[0][1], next(loader.batches(epoch=3))[1])
+
+
+def test_crop_flip_keeps_shape_and_moves_pixels_by_at_most_the_padding():
+    images = torch.zeros(64, 1, 8, 8)
+    images[:, :, 4, 4] = 1.0
+    out = crop_flip(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    positions = out[:, 0].flatten(1).argmax(1)
+    rows, cols = positions // 8, positions % 8
+    visible = out.flatten(1).amax(1) > 0
+    assert ((rows[visible] - 4).abs() <= 4).all()
+    assert len(set(cols[visible].tolist())) > 3, "crops and flips vary across the batch"

@@ -1,0 +1,104 @@
+"""train.py end to end: run directories, skipping finished runs, sweeps with a diverging run, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rootfree.data import DATASETS
+from rootfree.models import MODELS
+from rootfree.optim import OPTIMIZERS, create_optimizer
+from tests.train.helpers import ROOT, compose_config, train_py
+
+
+def statuses(runs: Path) -> dict[str, str]:
+    return {p.parent.name: json.loads(p.read_text())["status"] for p in runs.glob("*/status.json")}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_config_combination_composes_into_a_working_optimizer(optimizer):
+    for model in MODELS:
+        for dataset in DATASETS:
+            config = compose_config(
+                f"optimizer={optimizer}", f"model={model}", f"dataset={dataset}"
+            )
+            assert (
+                config["optimizer"]["name"],
+                config["model"]["name"],
+                config["dataset"]["name"],
+            ) == (optimizer, model, dataset)
+    hparams = {k: v for k, v in config["optimizer"].items() if k != "name"}
+    create_optimizer(optimizer, torch.nn.Linear(3, 2), batch_size=8, **hparams)
+
+
+def test_config_files_match_the_registries():
+    for group, registry in (("optimizer", OPTIMIZERS), ("model", MODELS), ("dataset", DATASETS)):
+        files = {p.stem for p in (ROOT / "conf" / group).glob("*.yaml")}
+        assert files == set(registry), group
+
+
+def test_smoke_run_fills_its_run_directory_and_a_relaunch_skips_it(tmp_path):
+    result = train_py("experiment=smoke", runs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    (run,) = tmp_path.iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "done" and status["final"]["epoch"] == 2
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["dataset_checksum"] and provenance["selection_split"] == "val"
+    assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
+    assert (run / "config.yaml").exists()
+    torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+
+    mtime = (run / "metrics.jsonl").stat().st_mtime_ns
+    again = train_py("experiment=smoke", runs=tmp_path)
+    assert again.returncode == 0 and "skipping" in again.stderr + again.stdout
+    assert (run / "metrics.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_sweep_with_a_diverging_run_completes_the_others_and_reruns_nothing(tmp_path):
+    sweep = ("-m", "experiment=smoke", "optimizer=sgd", "optimizer.lr=0.05,1e30,0.1")
+    result = train_py(*sweep, runs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(statuses(tmp_path).values()) == ["diverged", "done", "done"]
+    diverged = next(p for p, s in statuses(tmp_path).items() if s == "diverged")
+    assert "non-finite" in json.loads((tmp_path / diverged / "status.json").read_text())["error"]
+
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/status.json")}
+    again = train_py(*sweep, runs=tmp_path)
+    assert again.returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/status.json")} == mtimes
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("optimizer.lr=-1", "Invalid learning rate: -1"),
+        ("dataset.root=/nonexistent", "apt-get install dataset-fashion-mnist"),
+        ("optimizer=adamx", "Could not find 'optimizer/adamx'"),
+        ("model=resnett", "Could not find 'model/resnett'"),
+    ],
+)
+def test_bad_input_fails_with_a_clear_message(tmp_path, override, message):
+    extra = [] if "dataset.root" in override else ["experiment=smoke"]
+    result = train_py(*extra, override, runs=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    if override.startswith("optimizer.lr") or override.startswith("dataset.root"):
+        assert list(statuses(tmp_path).values()) == ["failed"]
+
+
+def test_unknown_group_option_lists_the_available_ones(tmp_path):
+    result = train_py("optimizer=adamx", runs=tmp_path)
+    assert "rootfree_shampoo" in result.stderr and "adamw" in result.stderr
+
+
+def test_help_lists_the_config_groups(tmp_path):
+    result = train_py("--help", runs=tmp_path)
+    assert result.returncode == 0
+    for group in ("optimizer:", "model:", "dataset:", "trainer:"):
+        assert group in result.stdout

@@ -1,0 +1,93 @@
+"""The trainer in-process: bitwise resume at and within epochs, and the corrupt-checkpoint fallback."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from rootfree.train.loop import Trainer
+from rootfree.train.rundir import RunDir
+from tests.train.helpers import compose_config
+
+TIMING = {"train_seconds", "wall_seconds", "images_per_second"}
+
+
+class Killed(Exception):
+    pass
+
+
+class KilledTrainer(Trainer):
+    """Dies just before taking global step ``kill_at``, as a SIGKILL would (nothing is flushed)."""
+
+    kill_at: int | None = None
+
+    def train_step(self, images, labels):
+        if self.step == self.kill_at:
+            raise Killed
+        return super().train_step(images, labels)
+
+
+def run(config, path, kill_at=None):
+    KilledTrainer.kill_at = kill_at
+    trainer = KilledTrainer(config, RunDir(path))
+    trainer.resume()
+    try:
+        trainer.fit()
+    except Killed:
+        return None
+    return trainer
+
+
+def results(trainer):
+    rows = [{k: v for k, v in row.items() if k not in TIMING} for row in trainer.run_dir.metrics()]
+    return trainer.model.state_dict(), rows
+
+
+@pytest.mark.parametrize(
+    "name,overrides,kill_at",
+    [
+        ("epoch boundary", [], 6),  # the smoke data has 6 steps per epoch
+        ("mid-epoch", ["trainer.checkpoint_every_steps=2"], 9),
+        (
+            "mid-epoch, bf16 autocast, RootFreeShampoo",
+            ["trainer.checkpoint_every_steps=2", "trainer.amp=bf16", "optimizer=rootfree_shampoo"],
+            9,
+        ),
+    ],
+)
+def test_interrupted_and_resumed_run_equals_uninterrupted_bitwise(
+    tmp_path, name, overrides, kill_at
+):
+    config = compose_config("experiment=smoke", *overrides)
+    straight_state, straight_rows = results(run(config, tmp_path / "straight"))
+    assert run(config, tmp_path / "resumed", kill_at=kill_at) is None
+    resumed_state, resumed_rows = results(run(config, tmp_path / "resumed"))
+    assert (
+        resumed_rows == straight_rows and len(rows := resumed_rows) == 2 and rows[-1]["epoch"] == 2
+    )
+    for key, value in straight_state.items():
+        assert torch.equal(resumed_state[key], value), key
+
+
+def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    config = compose_config("experiment=smoke", "trainer.checkpoint_every_steps=2")
+    straight_state, straight_rows = results(run(config, tmp_path / "straight"))
+    run(config, tmp_path / "resumed", kill_at=9)
+    last = tmp_path / "resumed" / "checkpoints" / "last.pt"
+    assert last.with_suffix(".prev.pt").exists()
+    last.write_bytes(last.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING):
+        resumed_state, resumed_rows = results(run(config, tmp_path / "resumed"))
+    assert "unreadable" in caplog.text
+    assert resumed_rows == straight_rows
+    for key, value in straight_state.items():
+        assert torch.equal(resumed_state[key], value), key
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    assert run(compose_config("experiment=smoke"), tmp_path) is not None
+    for name in ("last.pt", "best.pt"):
+        payload = torch.load(tmp_path / "checkpoints" / name, weights_only=True)
+        assert "model" in payload
