@@ -4,23 +4,34 @@ PYTHON ?= python3
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: help install data test test-all test-gpu bench bench-gpu
+INSTALLED := .make/installed
+
+.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: data  ## install torch, rootfree and its dev dependencies, and the default dataset
+install: data $(INSTALLED)  ## install torch, rootfree and its dev dependencies, and the default dataset
+
+$(INSTALLED): pyproject.toml
 	$(PYTHON) -m pip install -q $(TORCH)
 	$(PYTHON) -m pip install -q -e '.[dev]'
+	@mkdir -p $(@D) && touch $@
+
+train: install  ## train the default: a small CNN on Fashion-MNIST, CPU, about a minute
+	$(PYTHON) train.py
+
+smoke: install  ## a tiny end-to-end run on generated data (seconds)
+	$(PYTHON) train.py experiment=smoke
 
 data:  ## Fashion-MNIST from Debian's dataset-fashion-mnist package (needs root)
 	@if [ -d $(FASHION_MNIST) ]; then echo "Fashion-MNIST present in $(FASHION_MNIST)"; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
 
-test:  ## the default test suite (excludes tests marked slow)
+test: install  ## the default test suite (excludes tests marked slow)
 	$(PYTHON) -m pytest -q
 
-test-all:  ## every test, slow ones included
+test-all: install  ## every test, slow ones included
 	$(PYTHON) -m pytest -q -m ''
 
 test-gpu:  ## the tests that need CUDA (they skip without it)

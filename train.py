@@ -1,11 +1,9 @@
 """Train one configuration, or sweep many with -m: `python train.py optimizer=rootfree_adam`."""
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from rootfree.train.app import run, run_hash
-
-OmegaConf.register_new_resolver("run_hash", run_hash, replace=True)
+from rootfree.train.app import run  # also registers the ${run_hash:} resolver
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

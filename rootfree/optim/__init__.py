@@ -7,6 +7,7 @@ from rootfree.optim.registry import (
     create_optimizer,
     from_paper_hparams,
     get_optimizer_spec,
+    optimizer_arguments,
     to_paper_hparams,
     weight_decay_param_groups,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "create_optimizer",
     "from_paper_hparams",
     "get_optimizer_spec",
+    "optimizer_arguments",
     "to_paper_hparams",
     "weight_decay_param_groups",
 ]

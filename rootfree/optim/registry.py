@@ -197,6 +197,24 @@ def from_paper_hparams(name: str, **paper: float) -> dict[str, Any]:
     return arguments
 
 
+def optimizer_arguments(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments from settings in the paper's vocabulary plus method-specific ones.
+
+    Configs and search spaces name every method's knobs alike (lr, momentum, lr_cov, damping,
+    weight_decay); keys outside that vocabulary (update_every, state_dtype, ...) pass through.
+    """
+    spec = get_optimizer_spec(name)
+    paper = {k: v for k, v in settings.items() if k in spec.paper_names}
+    own = {k: v for k, v in settings.items() if k not in spec.paper_names}
+    arguments = from_paper_hparams(name, **paper)
+    clash = sorted(set(arguments) & set(own))
+    if clash:
+        raise ValueError(
+            f"Optimizer {name!r}: {clash} given both directly and in the paper's names"
+        )
+    return {**own, **arguments}
+
+
 def weight_decay_param_groups(
     model: nn.Module, weight_decay: float, no_decay_names: Iterable[str] = ()
 ) -> list[dict[str, Any]]:

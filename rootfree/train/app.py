@@ -29,6 +29,11 @@ def run_hash(*, _root_: DictConfig) -> str:
     return config_hash(semantic)
 
 
+# Registered on import, so launcher child processes (joblib, submitit) that unpickle the task
+# function resolve ${run_hash:} in hydra.run.dir / hydra.sweep.subdir too.
+OmegaConf.register_new_resolver("run_hash", run_hash, replace=True)
+
+
 def run(cfg: DictConfig) -> float:
     """Train the configured run (or skip/resume it); return the selection-split accuracy.
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from rootfree.data import BatchLoader, DatasetSplits, load_dataset
 from rootfree.models import create_model
-from rootfree.optim import create_optimizer
+from rootfree.optim import create_optimizer, optimizer_arguments
 from rootfree.train.checkpoint import load_latest, save_atomic
 from rootfree.train.loggers import create_logger
 from rootfree.train.rundir import RunDir
@@ -84,12 +84,13 @@ class Trainer:
         if self.trainer["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
         optimizer = dict(config["optimizer"])
+        name = optimizer.pop("name")
         self.optimizer = create_optimizer(
-            optimizer.pop("name"),
+            name,
             self.model,
             batch_size=batch_size,
             decay_1d=self.trainer["decay_1d"],
-            **optimizer,
+            **optimizer_arguments(name, optimizer),
         )
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.forward = torch.compile(self.model) if self.trainer["compile"] else self.model

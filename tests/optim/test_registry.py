@@ -12,6 +12,7 @@ from rootfree.optim import (
     RootFreeAdam,
     create_optimizer,
     from_paper_hparams,
+    optimizer_arguments,
     to_paper_hparams,
     weight_decay_param_groups,
 )
@@ -181,3 +182,18 @@ def test_batch_size_counter_refuses_optimizers_without_batch_size():
     model = nn.Linear(3, 1)
     with pytest.raises(ValueError, match="takes no batch_size"):
         BatchSizeCounter(model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_config_settings_in_paper_names_become_constructor_arguments():
+    settings = dict(lr=1e-3, momentum=0.8, lr_cov=0.01, damping=1e-9, weight_decay=0.1)
+    assert optimizer_arguments("adamw", settings) == pytest.approx(
+        dict(lr=1e-3, betas=(0.8, 0.99), eps=1e-9, weight_decay=0.1)
+    )
+    shampoo = optimizer_arguments(
+        "shampoo", dict(lr=0.1, lr_cov=0.001, update_every=2, grafting="adam")
+    )
+    assert shampoo == pytest.approx(
+        dict(lr=0.1, betas=(0.9, 0.999), update_every=2, grafting="adam")
+    )
+    with pytest.raises(ValueError, match=r"\['eps'\] given both directly and in the paper's names"):
+        optimizer_arguments("adamw", dict(damping=1e-8, eps=1e-8))

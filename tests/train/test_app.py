@@ -10,7 +10,7 @@ import torch
 
 from rootfree.data import DATASETS
 from rootfree.models import MODELS
-from rootfree.optim import OPTIMIZERS, create_optimizer
+from rootfree.optim import OPTIMIZERS, create_optimizer, optimizer_arguments
 from tests.train.helpers import ROOT, compose_config, train_py
 
 
@@ -30,8 +30,11 @@ def test_every_config_combination_composes_into_a_working_optimizer(optimizer):
                 config["model"]["name"],
                 config["dataset"]["name"],
             ) == (optimizer, model, dataset)
-    hparams = {k: v for k, v in config["optimizer"].items() if k != "name"}
-    create_optimizer(optimizer, torch.nn.Linear(3, 2), batch_size=8, **hparams)
+    settings = {k: v for k, v in config["optimizer"].items() if k != "name"}
+    built = create_optimizer(
+        optimizer, torch.nn.Linear(3, 2), batch_size=8, **optimizer_arguments(optimizer, settings)
+    )
+    assert built.param_groups[0]["lr"] == settings["lr"]
 
 
 def test_config_files_match_the_registries():

@@ -1,0 +1,58 @@
+"""A training process killed with SIGKILL mid-epoch is relaunched into a correct, finished run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from tests.train.helpers import ROOT, train_py
+
+ARGS = (
+    "experiment=smoke",
+    "dataset.train=12000",
+    "trainer.checkpoint_every_steps=20",
+    "trainer.log_every=10",
+)
+
+
+def test_sigkill_mid_epoch_then_relaunch_equals_uninterrupted(tmp_path):
+    straight = train_py(*ARGS, runs=tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+
+    runs = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), f"paths.runs={runs}", *ARGS],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not list(runs.glob("*/checkpoints/last.pt")) and time.time() < deadline:
+        time.sleep(0.005)
+    alive = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert alive, "the run finished before it could be killed"
+    (run,) = runs.iterdir()
+    assert json.loads((run / "status.json").read_text())["status"] == "running"
+
+    relaunch = train_py(*ARGS, runs=runs)
+    assert relaunch.returncode == 0, relaunch.stderr
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "done" and status["resumed"] is True
+    (straight_run,) = (tmp_path / "straight").iterdir()
+    assert straight_run.name == run.name, "same config, same run hash"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    want = torch.load(straight_run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    got = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key

@@ -1,0 +1,50 @@
+"""Sweeps beyond the basic launcher: random search, submitit's local executor, the SLURM config."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tests.train.helpers import compose_config, train_py
+
+SMALL = ("dataset=synthetic", "trainer.epochs=1", "trainer.progress=false")
+
+
+def test_random_search_samples_log_uniform_trials_and_a_relaunch_reruns_none(tmp_path):
+    args = ("-m", "experiment=random_search", *SMALL, "hydra.sweeper.n_trials=3")
+    result = train_py(*args, runs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(runs) == 3
+    lrs = [yaml.safe_load((run / "config.yaml").read_text())["optimizer"]["lr"] for run in runs]
+    assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 1.0 for lr in lrs)
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(
+        json.loads((run / "status.json").read_text())["final"]["val_acc"] for run in runs
+    )
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/metrics.jsonl")}
+    again = train_py(*args, runs=tmp_path)
+    assert again.returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/metrics.jsonl")} == mtimes
+
+
+def test_sweep_through_submitit_local_executor(tmp_path):
+    result = train_py("-m", "hydra/launcher=submitit_local", *SMALL, "seed=0,1", runs=tmp_path)
+    assert result.returncode == 0, result.stderr
+    statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("*/status.json")]
+    assert statuses == ["done", "done"]
+
+
+def test_slurm_launcher_requeues_on_timeout_and_local_launcher_composes():
+    from hydra import compose, initialize_config_dir
+
+    from tests.train.helpers import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        slurm = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+        local = compose("config", overrides=["hydra/launcher=local"], return_hydra_config=True)
+    assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert slurm.hydra.launcher.max_num_timeout > 0 and slurm.hydra.launcher.array_parallelism > 0
+    assert local.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert compose_config()["optimizer"]["name"] == "rootfree_adam"
