@@ -51,6 +51,8 @@ class BatchLoader:
         augment: str = "none",
         seed: int = 0,
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"Invalid batch_size: {batch_size} (must be >= 1)")
@@ -60,22 +62,32 @@ class BatchLoader:
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.shuffle, self.augment, self.seed, self.drop_last = shuffle, augment, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
 
     def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, size = len(self.labels), self.global_batch_size
+        return n // size if self.drop_last else -(-n // size)
 
     def batches(
         self, epoch: int = 0, start: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of ``epoch`` from batch index ``start`` on."""
+        """The batches of ``epoch`` from batch index ``start`` on.
+
+        Under data parallelism every rank draws the same order and takes its slice of each global
+        batch, so ``world_size`` ranks see exactly what one process sees with the whole batch.
+        """
         n = len(self.labels)
         if self.shuffle:
             order = torch.randperm(n, generator=_generator(self.seed, epoch)).to(self.labels.device)
         else:
             order = torch.arange(n, device=self.labels.device)
         for index in range(start, len(self)):
-            chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+            start_of_batch = index * self.global_batch_size + self.rank * self.batch_size
+            chosen = order[start_of_batch : start_of_batch + self.batch_size]
             images = self.images[chosen].float().div_(255)
             if self.augment == "crop_flip":
                 images = crop_flip(images, _generator(self.seed, epoch, index + 1))

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rootfree.train.loop import Diverged, Trainer
+from rootfree.train.loop import Diverged, Trainer, world
 from rootfree.train.rundir import NON_SEMANTIC_KEYS, RunDir, config_hash
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,17 @@ def run(cfg: DictConfig) -> float:
     either way the other jobs of a sweep carry on and no finished run is touched.
     """
     hydra = HydraConfig.get()
-    run_dir = RunDir(hydra.runtime.output_dir)
+    rank, world_size = world()
+    run_dir = RunDir(hydra.runtime.output_dir, writer=rank == 0)
     config = OmegaConf.to_container(cfg, resolve=True)
     status = run_dir.status()
     if status is not None and status["status"] in FINAL_STATUSES:
         log.info("%s is %s already; skipping", run_dir.path, status["status"])
         return status.get("final", {}).get("val_acc", math.nan)
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir.path / "config.yaml", resolve=True)
-    run_dir.set_status("running", run_hash=config_hash(config), error=None)
+    if run_dir.writer:
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir.path / "config.yaml", resolve=True)
+    run_dir.set_status("running", run_hash=config_hash(config), world_size=world_size, error=None)
     try:
         trainer = Trainer(config, run_dir)
         run_dir.write_provenance(
@@ -68,6 +70,8 @@ def run(cfg: DictConfig) -> float:
         log.exception("%s failed; the sweep goes on", run_dir.path)
         return math.nan
     run_dir.set_status("done", final=final, resumed=resumed)
+    if not run_dir.writer:
+        return final["val_acc"]
     print(
         f"{run_dir.path}: test accuracy {final['test_acc']:.4f} "
         f"(val {final['val_acc']:.4f}, train {final['train_acc']:.4f}) after {final['epoch']} epochs"

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from rootfree.data import BatchLoader, DatasetSplits, load_dataset
@@ -34,9 +37,19 @@ class Diverged(Exception):
     """The training loss became NaN or infinite."""
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; the process group is set up on first use."""
+    size = int(os.environ.get("WORLD_SIZE", 1))
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", 0)), size
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"Invalid trainer.device: {name!r}; CUDA is not available (use cpu or auto)"
@@ -53,6 +66,7 @@ class Trainer:
                 f"Invalid trainer.amp: {self.trainer['amp']!r}; choose one of {list(AMP_MODES)}"
             )
         self.device = resolve_device(self.trainer["device"])
+        self.rank, self.world_size = world()
         torch.manual_seed(config["seed"])
 
         data = dict(config["dataset"])
@@ -66,6 +80,8 @@ class Trainer:
             augment=self.data.augmentation,
             seed=config["seed"],
             drop_last=True,
+            rank=self.rank,
+            world_size=self.world_size,
             **loader,
         )
         self.eval_loaders = {
@@ -88,12 +104,16 @@ class Trainer:
         self.optimizer = create_optimizer(
             name,
             self.model,
-            batch_size=batch_size,
+            batch_size=self.train_loader.global_batch_size,  # B: what the gradient averages over
             decay_1d=self.trainer["decay_1d"],
             **optimizer_arguments(name, optimizer),
         )
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-        self.forward = torch.compile(self.model) if self.trainer["compile"] else self.model
+        self.forward = self.model
+        if self.world_size > 1:
+            self.forward = DistributedDataParallel(self.model)
+        if self.trainer["compile"]:
+            self.forward = torch.compile(self.forward)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.trainer["label_smoothing"])
         steps_per_epoch = len(self.train_loader)
@@ -146,11 +166,16 @@ class Trainer:
         self.running = dict(payload["running"])
         self.best_val_acc = payload["best_val_acc"]
         self.wall_seconds = payload["wall_seconds"]
-        self.run_dir.write_metrics([r for r in self.run_dir.metrics() if r["epoch"] <= self.epoch])
+        if self.run_dir.writer:
+            self.run_dir.write_metrics(
+                [r for r in self.run_dir.metrics() if r["epoch"] <= self.epoch]
+            )
         log.info("resumed at epoch %d, batch %d (step %d)", self.epoch, self.batch, self.step)
         return True
 
     def save(self, best: bool = False) -> None:
+        if not self.run_dir.writer:
+            return
         state = self.state()
         save_atomic(state, self.run_dir.checkpoints / "last.pt")
         if best:
@@ -193,6 +218,8 @@ class Trainer:
         One host sync per call, so it runs every ``log_every`` steps, before a checkpoint and at
         the epoch's end, never per step. A non-finite loss ends the run as diverged.
         """
+        if self.world_size > 1:
+            dist.all_reduce(sums)
         loss_sum, correct, count = sums.tolist()
         sums.zero_()
         if not math.isfinite(loss_sum):

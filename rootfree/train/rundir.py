@@ -40,9 +40,12 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 class RunDir:
-    def __init__(self, path: str | Path) -> None:
+    """A run directory; with ``writer=False`` (DDP ranks other than 0) every write is a no-op."""
+
+    def __init__(self, path: str | Path, writer: bool = True) -> None:
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
+        self.writer = writer
 
     def status(self) -> dict[str, Any] | None:
         try:
@@ -53,6 +56,8 @@ class RunDir:
     def set_status(self, status: str, **fields: Any) -> None:
         if status not in STATUSES:
             raise ValueError(f"Invalid status: {status!r}; choose one of {list(STATUSES)}")
+        if not self.writer:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         previous = self.status() or {}
         record = {**previous, **fields, "schema": SCHEMA, "status": status, "updated": time.time()}
@@ -73,6 +78,8 @@ class RunDir:
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl with ``rows`` (atomic), e.g. truncated to a resumed epoch."""
+        if not self.writer:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / "metrics.jsonl.tmp"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -82,6 +89,8 @@ class RunDir:
         self.write_metrics(self.metrics() + [row])
 
     def write_provenance(self, **extra: Any) -> None:
+        if not self.writer:
+            return
         _write_json_atomic(self.path / "provenance.json", {**provenance(), **extra})
 
 

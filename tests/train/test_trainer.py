@@ -91,3 +91,23 @@ def test_checkpoints_load_with_weights_only(tmp_path):
     for name in ("last.pt", "best.pt"):
         payload = torch.load(tmp_path / "checkpoints" / name, weights_only=True)
         assert "model" in payload
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer.amp=fp16", "trainer.channels_last=true", "trainer.grad_clip=1.0"],
+        [
+            "trainer.amp=bf16",
+            "trainer.label_smoothing=0.1",
+            "trainer.schedule.kind=multistep",
+            "trainer.schedule.warmup_epochs=0.5",
+        ],
+        ["optimizer=shampoo", "model=vit", "trainer.max_steps=8"],
+    ],
+)
+def test_precision_and_loop_options_train_to_finite_metrics(tmp_path, overrides):
+    trainer = run(compose_config("experiment=smoke", *overrides), tmp_path)
+    rows = trainer.run_dir.metrics()
+    assert rows and all(torch.isfinite(torch.tensor(r["val_loss"])) for r in rows)
+    assert rows[-1]["step"] == trainer.total_steps
