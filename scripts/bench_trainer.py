@@ -37,8 +37,14 @@ def ours(config: dict) -> float:
 
 
 def bare(config: dict) -> float:
-    """The loop anyone would write: permute, slice, normalise, forward, backward, step."""
-    device = resolve_device(config["trainer"]["device"])
+    """The loop anyone would write: permute, slice, normalise, forward, backward, step.
+
+    It honours the same precision and memory-format settings, so only the trainer's own
+    bookkeeping differs (fp16's GradScaler is not mirrored: compare bf16 or fp32).
+    """
+    trainer = config["trainer"]
+    device = resolve_device(trainer["device"])
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(trainer["amp"])
     torch.manual_seed(config["seed"])
     data = config["dataset"]
     splits = load_dataset(
@@ -55,6 +61,8 @@ def bare(config: dict) -> float:
         splits.image_size,
         **model_settings,
     ).to(device)
+    memory_format = torch.channels_last if trainer["channels_last"] else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     settings = dict(config["optimizer"])
     name = settings.pop("name")
     optimizer = create_optimizer(
@@ -69,9 +77,13 @@ def bare(config: dict) -> float:
     start = time.perf_counter()
     for step in range(steps):
         chosen = order[step * batch : (step + 1) * batch]
-        x = (images[chosen].float().div_(255) - mean) / std
+        x = ((images[chosen].float().div_(255) - mean) / std).contiguous(
+            memory_format=memory_format
+        )
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(x), labels[chosen]).backward()
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = loss_fn(model(x).float(), labels[chosen])
+        loss.backward()
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -209,18 +209,17 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         correct = (logits.argmax(-1) == labels).sum()
-        count = loss.new_tensor(float(len(labels)))
-        return torch.stack([loss.detach() * count, correct.float(), count])
+        return torch.stack([loss.detach() * len(labels), correct.float()])
 
-    def flush(self, sums: torch.Tensor) -> float:
-        """Move the device-side (loss, correct, count) sums into the epoch's running totals.
+    def flush(self, sums: torch.Tensor, count: int) -> float:
+        """Move the device-side (loss, correct) sums over ``count`` samples into the epoch's totals.
 
         One host sync per call, so it runs every ``log_every`` steps, before a checkpoint and at
         the epoch's end, never per step. A non-finite loss ends the run as diverged.
         """
         if self.world_size > 1:
             dist.all_reduce(sums)
-        loss_sum, correct, count = sums.tolist()
+        loss_sum, correct = sums.tolist()
         sums.zero_()
         if not math.isfinite(loss_sum):
             raise Diverged(f"non-finite training loss by step {self.step}")
@@ -231,7 +230,8 @@ class Trainer:
 
     def train_epoch(self, logger) -> None:
         self.model.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)
+        pending = 0  # samples (all ranks) in sums; batches are full (drop_last), so it is known
         batches = self.train_loader.batches(self.epoch, start=self.batch)
         bar = tqdm(
             batches,
@@ -245,10 +245,11 @@ class Trainer:
         started = time.perf_counter()
         for images, labels in bar:
             sums += self.train_step(images, labels)
+            pending += self.train_loader.global_batch_size
             self.batch += 1
             self.step += 1
             if self.step % self.trainer["log_every"] == 0:
-                mean_loss = self.flush(sums)
+                mean_loss, pending = self.flush(sums, pending), 0
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
                 logger.log(
                     {"train_loss_running": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]},
@@ -257,11 +258,12 @@ class Trainer:
             if self.step == self.total_steps:
                 break
             if every and self.step % every == 0 and self.batch < len(self.train_loader):
-                self.flush(sums)
+                self.flush(sums, pending)
+                pending = 0
                 self.running["seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
                 self.save()
-        self.flush(sums)
+        self.flush(sums, pending)
         self.running["seconds"] += time.perf_counter() - started
 
     @torch.no_grad()

@@ -60,7 +60,7 @@ def results(trainer):
 def test_interrupted_and_resumed_run_equals_uninterrupted_bitwise(
     tmp_path, name, overrides, kill_at
 ):
-    config = compose_config("experiment=smoke", *overrides)
+    config = compose_config("experiment=smoke", "trainer.device=cpu", *overrides)  # bitwise: CPU
     straight_state, straight_rows = results(run(config, tmp_path / "straight"))
     assert run(config, tmp_path / "resumed", kill_at=kill_at) is None
     resumed_state, resumed_rows = results(run(config, tmp_path / "resumed"))
@@ -72,7 +72,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_bitwise(
 
 
 def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
-    config = compose_config("experiment=smoke", "trainer.checkpoint_every_steps=2")
+    config = compose_config(
+        "experiment=smoke", "trainer.device=cpu", "trainer.checkpoint_every_steps=2"
+    )
     straight_state, straight_rows = results(run(config, tmp_path / "straight"))
     run(config, tmp_path / "resumed", kill_at=9)
     last = tmp_path / "resumed" / "checkpoints" / "last.pt"
