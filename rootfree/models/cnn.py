@@ -132,3 +132,58 @@ class VGG(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def densenet121_cifar(num_classes: int, channels: int, growth_rate: int = 32) -> nn.Module:
+    """DenseNet-121 (growth 32, blocks 6/12/24/16) with a CIFAR stem: 3x3 stride-1 conv, no pool."""
+    from torchvision.models import DenseNet
+
+    model = DenseNet(
+        growth_rate=growth_rate,
+        block_config=(6, 12, 24, 16),
+        num_init_features=2 * growth_rate,
+        num_classes=num_classes,
+    )
+    model.features.conv0 = nn.Conv2d(channels, 2 * growth_rate, 3, padding=1, bias=False)
+    model.features.pool0 = nn.Identity()
+    return model
+
+
+class ConvMixer(nn.Module):
+    """ConvMixer (Trockman and Kolter, 2022) at CIFAR scale: patch embedding, depthwise-pointwise blocks."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int,
+        dim: int = 256,
+        depth: int = 8,
+        kernel_size: int = 5,
+        patch_size: int = 2,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, dim, patch_size, stride=patch_size), nn.GELU(), nn.BatchNorm2d(dim)
+        )
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "depthwise": nn.Sequential(
+                        nn.Conv2d(dim, dim, kernel_size, groups=dim, padding="same"),
+                        nn.GELU(),
+                        nn.BatchNorm2d(dim),
+                    ),
+                    "pointwise": nn.Sequential(
+                        nn.Conv2d(dim, dim, 1), nn.GELU(), nn.BatchNorm2d(dim)
+                    ),
+                }
+            )
+            for _ in range(depth)
+        )
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block["pointwise"](block["depthwise"](x) + x)
+        return self.head(x.mean(dim=(2, 3)))

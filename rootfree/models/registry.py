@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from rootfree.models.cnn import VGG, ResNet, SmallCNN
+from rootfree.models.cnn import VGG, ConvMixer, ResNet, SmallCNN, densenet121_cifar
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,47 @@ def _timm(num_classes, channels, image_size, arch: str, **kwargs):
     )
 
 
+def _swin(
+    num_classes,
+    channels,
+    image_size,
+    arch="swin_tiny_patch4_window7_224",
+    window_size=None,
+    **kwargs,
+):
+    """Swin at any size that patch 4 divides; the window shrinks to 4 when 7 does not fit the grid."""
+    if window_size is None:
+        window_size = 7 if (image_size // 4) % 7 == 0 else 4
+    return _timm(
+        num_classes,
+        channels,
+        image_size,
+        arch,
+        img_size=image_size,
+        window_size=window_size,
+        **kwargs,
+    )
+
+
+def _focalnet(num_classes, channels, image_size, arch="focalnet_tiny_srf", **kwargs):
+    if image_size % 32:
+        raise ValueError(
+            f"Invalid image size for FocalNet: {image_size} (must be a multiple of 32)"
+        )
+    return _timm(num_classes, channels, image_size, arch, **kwargs)
+
+
+def _gcvit(num_classes, channels, image_size, arch="gc_vit_xxtiny", **kwargs):
+    return _timm(
+        num_classes,
+        channels,
+        image_size,
+        arch.replace("gc_vit", "gcvit"),
+        img_size=image_size,
+        **kwargs,
+    )
+
+
 MODELS: dict[str, ModelSpec] = {
     "small_cnn": ModelSpec(
         lambda num_classes, channels, image_size, **kw: SmallCNN(num_classes, channels, **kw),
@@ -72,7 +113,26 @@ MODELS: dict[str, ModelSpec] = {
         "cnn",
         "VGG16 with batch norm",
     ),
+    "densenet": ModelSpec(
+        lambda num_classes, channels, image_size, **kw: densenet121_cifar(
+            num_classes, channels, **kw
+        ),
+        "cnn",
+        "CIFAR-style DenseNet-121",
+    ),
+    "convmixer": ModelSpec(
+        lambda num_classes, channels, image_size, **kw: ConvMixer(num_classes, channels, **kw),
+        "cnn",
+        "ConvMixer at CIFAR scale (dim 256, depth 8)",
+    ),
     "vit": ModelSpec(_vit, "vit", "timm VisionTransformer for small inputs (patch 4 by default)"),
+    "swin": ModelSpec(_swin, "vit", "timm Swin-T (the paper's), input size and window adapted"),
+    "focalnet": ModelSpec(
+        _focalnet, "vit", "timm FocalNet-T-srf (the paper's); image size a multiple of 32"
+    ),
+    "gcvit": ModelSpec(
+        _gcvit, "vit", "timm GC-ViT-xxtiny (the paper's); image size a multiple of 32"
+    ),
     "timm": ModelSpec(
         _timm,
         "vit",

@@ -65,6 +65,11 @@ class Trainer:
             raise ValueError(
                 f"Invalid trainer.amp: {self.trainer['amp']!r}; choose one of {list(AMP_MODES)}"
             )
+        self.accumulate = self.trainer["accumulate"]
+        if not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ValueError(
+                f"Invalid trainer.accumulate: {self.accumulate!r} (must be an integer >= 1)"
+            )
         self.device = resolve_device(self.trainer["device"])
         self.rank, self.world_size = world()
         torch.manual_seed(config["seed"])
@@ -104,7 +109,8 @@ class Trainer:
         self.optimizer = create_optimizer(
             name,
             self.model,
-            batch_size=self.train_loader.global_batch_size,  # B: what the gradient averages over
+            # B: the batch the gradient averages over (all ranks, all accumulated micro-batches)
+            batch_size=self.train_loader.global_batch_size * self.accumulate,
             decay_1d=self.trainer["decay_1d"],
             **optimizer_arguments(name, optimizer),
         )
@@ -116,7 +122,12 @@ class Trainer:
             self.forward = torch.compile(self.forward)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.trainer["label_smoothing"])
-        steps_per_epoch = len(self.train_loader)
+        steps_per_epoch = self.steps_per_epoch = len(self.train_loader) // self.accumulate
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"Invalid batch setup: {len(self.data.train[1])} training samples make no full step of "
+                f"{self.train_loader.global_batch_size * self.accumulate}"
+            )
         self.total_steps = self.trainer["max_steps"] or self.trainer["epochs"] * steps_per_epoch
         self.epochs = math.ceil(self.total_steps / steps_per_epoch)
         schedule = self.trainer["schedule"]
@@ -184,7 +195,8 @@ class Trainer:
             )
 
     # -- the loop ------------------------------------------------------------------------------
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """One optimizer step over ``accumulate`` micro-batches; returns (loss sum, correct)."""
         factor = lr_factor(
             self.step,
             self.total_steps,
@@ -196,20 +208,26 @@ class Trainer:
         )
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
-        if self.trainer["channels_last"]:
-            images = images.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            logits = self.forward(images)
-            loss = self.loss_fn(logits.float(), labels)
-        self.scaler.scale(loss).backward()
+        sums = []
+        for index, (images, labels) in enumerate(micro_batches):
+            if self.trainer["channels_last"]:
+                images = images.contiguous(memory_format=torch.channels_last)
+            last = index == len(micro_batches) - 1
+            no_sync = getattr(self.forward, "no_sync", None)
+            with contextlib.nullcontext() if last or no_sync is None else no_sync():
+                with self.autocast():
+                    logits = self.forward(images)
+                    loss = self.loss_fn(logits.float(), labels)
+                self.scaler.scale(loss / len(micro_batches)).backward()
+            correct = (logits.argmax(-1) == labels).sum()
+            sums.append(torch.stack([loss.detach() * len(labels), correct.float()]))
         if self.trainer["grad_clip"]:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.trainer["grad_clip"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        correct = (logits.argmax(-1) == labels).sum()
-        return torch.stack([loss.detach() * len(labels), correct.float()])
+        return sums[0] if len(sums) == 1 else torch.stack(sums).sum(0)
 
     def flush(self, sums: torch.Tensor, count: int) -> float:
         """Move the device-side (loss, correct) sums over ``count`` samples into the epoch's totals.
@@ -232,20 +250,25 @@ class Trainer:
         self.model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)
         pending = 0  # samples (all ranks) in sums; batches are full (drop_last), so it is known
-        batches = self.train_loader.batches(self.epoch, start=self.batch)
+        batches = self.train_loader.batches(self.epoch, start=self.batch * self.accumulate)
         bar = tqdm(
             batches,
-            total=len(self.train_loader),
-            initial=self.batch,
+            total=self.steps_per_epoch * self.accumulate,
+            initial=self.batch * self.accumulate,
             leave=False,
             desc=f"epoch {self.epoch + 1}/{self.epochs}",
             disable=not self.trainer["progress"],
         )
         every = self.trainer["checkpoint_every_steps"]
         started = time.perf_counter()
-        for images, labels in bar:
-            sums += self.train_step(images, labels)
-            pending += self.train_loader.global_batch_size
+        micro_batches = []
+        for micro_batch in bar:
+            micro_batches.append(micro_batch)
+            if len(micro_batches) < self.accumulate:
+                continue
+            sums += self.train_step(micro_batches)
+            micro_batches = []
+            pending += self.train_loader.global_batch_size * self.accumulate
             self.batch += 1
             self.step += 1
             if self.step % self.trainer["log_every"] == 0:
@@ -255,9 +278,9 @@ class Trainer:
                     {"train_loss_running": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]},
                     self.step,
                 )
-            if self.step == self.total_steps:
+            if self.step == self.total_steps or self.batch == self.steps_per_epoch:
                 break
-            if every and self.step % every == 0 and self.batch < len(self.train_loader):
+            if every and self.step % every == 0:
                 self.flush(sums, pending)
                 pending = 0
                 self.running["seconds"] += time.perf_counter() - started

@@ -23,10 +23,10 @@ class KilledTrainer(Trainer):
 
     kill_at: int | None = None
 
-    def train_step(self, images, labels):
+    def train_step(self, micro_batches):
         if self.step == self.kill_at:
             raise Killed
-        return super().train_step(images, labels)
+        return super().train_step(micro_batches)
 
 
 def run(config, path, kill_at=None):
@@ -113,3 +113,22 @@ def test_precision_and_loop_options_train_to_finite_metrics(tmp_path, overrides)
     rows = trainer.run_dir.metrics()
     assert rows and all(torch.isfinite(torch.tensor(r["val_loss"])) for r in rows)
     assert rows[-1]["step"] == trainer.total_steps
+
+
+def test_gradient_accumulation_equals_the_whole_batch(tmp_path):
+    """Two accumulated micro-batches of 16 are one step on the batch of 32 (ViT: no BatchNorm)."""
+    whole = run(
+        compose_config("experiment=smoke", "model=vit", "dataset.batch_size=32"), tmp_path / "a"
+    )
+    accumulated = run(
+        compose_config(
+            "experiment=smoke", "model=vit", "dataset.batch_size=16", "trainer.accumulate=2"
+        ),
+        tmp_path / "b",
+    )
+    assert accumulated.optimizer.param_groups[0]["batch_size"] == 32, "B is the whole batch"
+    assert accumulated.step == whole.step
+    for key, value in whole.model.state_dict().items():
+        torch.testing.assert_close(accumulated.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    rows_a, rows_b = whole.run_dir.metrics(), accumulated.run_dir.metrics()
+    assert rows_a[-1]["train_loss"] == pytest.approx(rows_b[-1]["train_loss"], rel=1e-5)
