@@ -78,23 +78,21 @@ def _swin(
     )
 
 
-def _focalnet(num_classes, channels, image_size, arch="focalnet_tiny_srf", **kwargs):
+def _require_multiple_of_32(model: str, image_size: int) -> None:
+    """Hierarchical ViTs halve the resolution until a 32-fold reduction."""
     if image_size % 32:
-        raise ValueError(
-            f"Invalid image size for FocalNet: {image_size} (must be a multiple of 32)"
-        )
+        raise ValueError(f"Invalid image size for {model}: {image_size} (must be a multiple of 32)")
+
+
+def _focalnet(num_classes, channels, image_size, arch="focalnet_tiny_srf", **kwargs):
+    _require_multiple_of_32("FocalNet", image_size)
     return _timm(num_classes, channels, image_size, arch, **kwargs)
 
 
 def _gcvit(num_classes, channels, image_size, arch="gc_vit_xxtiny", **kwargs):
-    return _timm(
-        num_classes,
-        channels,
-        image_size,
-        arch.replace("gc_vit", "gcvit"),
-        img_size=image_size,
-        **kwargs,
-    )
+    _require_multiple_of_32("GC-ViT", image_size)
+    arch = arch.replace("gc_vit", "gcvit")
+    return _timm(num_classes, channels, image_size, arch, img_size=image_size, **kwargs)
 
 
 MODELS: dict[str, ModelSpec] = {
