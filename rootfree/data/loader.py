@@ -6,6 +6,7 @@ resumed mid-epoch sees exactly the batches it would have seen, without saving RN
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -89,6 +90,59 @@ class BatchLoader:
             start_of_batch = index * self.global_batch_size + self.rank * self.batch_size
             chosen = order[start_of_batch : start_of_batch + self.batch_size]
             images = self.images[chosen].float().div_(255)
-            if self.augment == "crop_flip":
-                images = crop_flip(images, _generator(self.seed, epoch, index + 1))
+            if self.augment in AUGMENTATIONS:
+                images = AUGMENTATIONS[self.augment](
+                    images, _generator(self.seed, epoch, index + 1)
+                )
             yield (images - self.mean) / self.std, self.labels[chosen]
+
+
+def vit_augment(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    erase_probability: float = 0.25,
+    jitter: float = 0.4,
+) -> torch.Tensor:
+    """The ViT recipe of the paper's ImageWoof runs, batched: random-resized crop (area 8-100%,
+    aspect 3/4-4/3) with horizontal flip as one affine resampling, colour jitter (brightness,
+    contrast, saturation), and random erasing. ``images`` are floats in [0, 1]."""
+    batch = images.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(images.device)  # noqa: E731
+    area = 0.08 + 0.92 * rand(batch)
+    log_ratio = torch.empty(batch).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)
+    ratio = log_ratio.exp().to(images.device)
+    width, height = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)
+    center_x = (1 - width) * (2 * rand(batch) - 1)
+    center_y = (1 - height) * (2 * rand(batch) - 1)
+    flip = torch.where(rand(batch) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(batch, 2, 3, device=images.device)
+    theta[:, 0, 0], theta[:, 0, 2] = width * flip, center_x
+    theta[:, 1, 1], theta[:, 1, 2] = height, center_y
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
+
+    factors = 1 + jitter * (2 * rand(3, batch, 1, 1, 1) - 1)
+    out = out * factors[0]
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * factors[1] + mean
+    if out.shape[1] == 3:
+        grey = out.mean(dim=1, keepdim=True)
+        out = (out - grey) * factors[2] + grey
+    out = out.clamp(0, 1)
+
+    size = out.shape[-1]
+    erase = rand(batch) < erase_probability
+    side = (size * (0.02 + 0.31 * rand(batch)).sqrt()).long().clamp(min=1)
+    top = (rand(batch) * (size - side + 1)).long()
+    left = (rand(batch) * (size - side + 1)).long()
+    rows = torch.arange(size, device=images.device)
+    inside_rows = (rows >= top[:, None]) & (rows < (top + side)[:, None])
+    inside_cols = (rows >= left[:, None]) & (rows < (left + side)[:, None])
+    mask = (inside_rows[:, :, None] & inside_cols[:, None, :] & erase[:, None, None])[:, None]
+    noise = torch.rand(out.shape, generator=generator).to(images.device)
+    return torch.where(mask, noise, out)
+
+
+AUGMENTATIONS = {"crop_flip": crop_flip, "vit": vit_augment}

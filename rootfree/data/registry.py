@@ -11,6 +11,7 @@ import torch
 
 from rootfree.data.cifar import load_cifar
 from rootfree.data.fashion_mnist import load_fashion_mnist
+from rootfree.data.imagefolder import load_imagefolder
 from rootfree.data.splits import train_val_split
 from rootfree.data.synthetic import load_synthetic
 
@@ -20,8 +21,8 @@ SELECTION_SPLITS = ("val", "test")
 @dataclass(frozen=True)
 class DatasetSpec:
     load: Callable[..., dict[str, tuple[torch.Tensor, torch.Tensor]]]
-    num_classes: int
-    augmentation: str  # "none" or "crop_flip" (random 4-pixel-padded crop + horizontal flip)
+    num_classes: int  # 0: read from the labels
+    augmentation: str  # "none", "crop_flip" (CIFAR's) or "vit" (the paper's ImageWoof recipe)
     description: str
 
 
@@ -44,9 +45,15 @@ DATASETS: dict[str, DatasetSpec] = {
         "crop_flip",
         "CIFAR-100, 32x32 RGB, 50k/10k (the paper's CNN benchmark)",
     ),
+    "imagefolder": DatasetSpec(
+        lambda root, download, image_size=64, **_: load_imagefolder(root, image_size),
+        0,
+        "vit",
+        "any ImageFolder with train/ and val/ (ImageWoof-10 in the paper), resized in memory",
+    ),
     "synthetic": DatasetSpec(
         lambda root, download, **kwargs: load_synthetic(**kwargs),
-        4,
+        0,
         "none",
         "generated class prototypes plus noise, for tests",
     ),
@@ -107,7 +114,7 @@ def load_dataset(
         train=train,
         val=val,
         test=raw["test"],
-        num_classes=int(raw["train"][1].max()) + 1 if name == "synthetic" else spec.num_classes,
+        num_classes=spec.num_classes or int(raw["train"][1].max()) + 1,
         channels=train[0].shape[1],
         image_size=train[0].shape[-1],
         mean=images.mean(dim=(0, 2, 3)).tolist(),

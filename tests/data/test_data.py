@@ -128,3 +128,45 @@ def test_crop_flip_keeps_shape_and_moves_pixels_by_at_most_the_padding():
     visible = out.flatten(1).amax(1) > 0
     assert ((rows[visible] - 4).abs() <= 4).all()
     assert len(set(cols[visible].tolist())) > 3, "crops and flips vary across the batch"
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("val", 3)):
+        for label in ("beagle", "dingo", "samoyed"):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (40 + 7 * i, 50, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.jpg")
+    return tmp_path
+
+
+def test_image_folder_is_decoded_resized_and_labelled_by_class_folder(image_folder):
+    data = load_dataset("imagefolder", root=str(image_folder), image_size=32, val_fraction=0.25)
+    assert data.num_classes == 3 and data.augmentation == "vit"
+    assert data.train[0].shape == (14, 3, 32, 32) and data.train[0].dtype == torch.uint8
+    assert data.test[0].shape == (9, 3, 32, 32)
+    assert sorted(data.test[1].tolist()) == [0] * 3 + [1] * 3 + [2] * 3
+
+
+def test_missing_image_folder_says_what_it_needs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train/ and val/"):
+        load_dataset("imagefolder", root=str(tmp_path / "nope"))
+
+
+def test_vit_augmentation_varies_per_sample_and_is_reproducible():
+    from rootfree.data.loader import vit_augment
+
+    images = torch.rand(16, 3, 32, 32)
+    out = vit_augment(images, torch.Generator().manual_seed(1))
+    again = vit_augment(images, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and torch.equal(out, again)
+    assert out.min() >= 0 and out.max() <= 1
+    changed = (out - images).abs().flatten(1).mean(1)
+    assert (changed > 0.01).all(), "every sample is cropped, jittered or erased"
+    identical = vit_augment(images[:1].expand(8, -1, -1, -1), torch.Generator().manual_seed(2))
+    assert len({round(float(x.sum()), 3) for x in identical}) == 8, "parameters differ per sample"

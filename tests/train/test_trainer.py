@@ -132,3 +132,31 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path):
         torch.testing.assert_close(accumulated.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
     rows_a, rows_b = whole.run_dir.metrics(), accumulated.run_dir.metrics()
     assert rows_a[-1]["train_loss"] == pytest.approx(rows_b[-1]["train_loss"], rel=1e-5)
+
+
+def test_imagefolder_vit_run_trains(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 2)):
+        for label in ("a", "b"):
+            (tmp_path / "data" / split / label).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(
+                    tmp_path / "data" / split / label / f"{i}.png"
+                )
+    config = compose_config(
+        "experiment=imagewoof_vit",
+        "model=vit",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.image_size=32",
+        "dataset.batch_size=4",
+        "trainer.epochs=2",
+        "trainer.schedule.warmup_epochs=1",
+        "trainer.progress=false",
+        "trainer.amp=bf16",
+    )
+    trainer = run(config, tmp_path / "run")
+    rows = trainer.run_dir.metrics()
+    assert len(rows) == 2 and all(0 <= r["test_acc"] <= 1 for r in rows)
