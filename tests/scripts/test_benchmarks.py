@@ -57,3 +57,19 @@ def test_precision_cell_reports_a_finite_run():
     row = precision.run_cell("rootfree_shampoo", "bf16 state", x, y, torch.device("cpu"))
     assert row["first_non_finite_step"] is None
     assert math.isfinite(row["final_loss"]) and row["final_over_initial"] > 0
+
+
+def test_narrowing_keeps_the_best_trials_ranges_on_validation():
+    narrow = load("narrow_search")
+    trials = [
+        (0.90, dict(lr=0.01, momentum=0.9, weight_decay=1e-4)),
+        (0.88, dict(lr=0.02, momentum=0.8, weight_decay=1e-4)),
+        (0.50, dict(lr=1.0, momentum=0.1, weight_decay=1e-1)),
+        (0.40, dict(lr=1e-5, momentum=0.5, weight_decay=1e-2)),
+    ]
+    ranges = narrow.narrowed_ranges(trials, top=0.5, margin=2.0)
+    assert ranges["lr"] == pytest.approx((0.005, 0.04))
+    assert ranges["momentum"] == pytest.approx((0.4, 1.8))
+    assert "weight_decay" not in ranges, "one value among the best: nothing to narrow"
+    (override,) = narrow.as_overrides({"lr": (0.005, 0.04)})
+    assert override == "optimizer.lr=tag(log,interval(0.005,0.04))"

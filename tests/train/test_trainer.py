@@ -160,3 +160,23 @@ def test_imagefolder_vit_run_trains(tmp_path):
     trainer = run(config, tmp_path / "run")
     rows = trainer.run_dir.metrics()
     assert len(rows) == 2 and all(0 <= r["test_acc"] <= 1 for r in rows)
+
+
+def test_wandb_logs_offline_into_the_run_directory_without_a_login(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    trainer = run(compose_config("experiment=smoke", "logger=wandb"), tmp_path)
+    assert len(trainer.run_dir.metrics()) == 2
+    offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and offline_runs[0].name.endswith(tmp_path.name)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager(tmp_path):
+    eager = run(compose_config("experiment=smoke", "trainer.device=cpu"), tmp_path / "eager")
+    compiled = run(
+        compose_config("experiment=smoke", "trainer.device=cpu", "trainer.compile=true"),
+        tmp_path / "compiled",
+    )
+    for key, value in eager.model.state_dict().items():
+        torch.testing.assert_close(compiled.model.state_dict()[key], value, rtol=1e-4, atol=1e-5)

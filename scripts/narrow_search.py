@@ -1,0 +1,69 @@
+"""Stage 2 of the paper's two-stage random search: narrow each searched range to the best trials.
+
+Reads the finished runs of a stage-1 search (run directories), keeps the top fraction by
+*validation* accuracy, and prints Hydra overrides that set each searched hyperparameter's
+log-uniform range to [min, max] over those trials, widened by ``--margin`` (a factor on each
+side). Pass them to the stage-2 sweep:
+
+    python scripts/narrow_search.py runs/ --optimizer rootfree_rmsprop --top 0.2
+    python train.py -m experiment=random_search optimizer=rootfree_rmsprop $(python scripts/...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+SEARCHED = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
+
+
+def finished_trials(runs: Path, optimizer: str) -> list[tuple[float, dict]]:
+    """(validation accuracy, optimizer settings) of every finished run of ``optimizer``."""
+    trials = []
+    for status_path in runs.glob("*/status.json"):
+        status = json.loads(status_path.read_text())
+        if status.get("status") != "done":
+            continue
+        config = yaml.safe_load((status_path.parent / "config.yaml").read_text())
+        if config["optimizer"]["name"] == optimizer:
+            trials.append((status["final"]["val_acc"], config["optimizer"]))
+    return trials
+
+
+def narrowed_ranges(trials: list[tuple[float, dict]], top: float, margin: float) -> dict[str, tuple[float, float]]:
+    """Per searched hyperparameter: the [min, max] of the best ``top`` fraction, widened."""
+    if not trials:
+        raise ValueError("no finished trials to narrow from")
+    best = sorted(trials, key=lambda t: t[0], reverse=True)[: max(1, math.ceil(top * len(trials)))]
+    ranges = {}
+    for name in SEARCHED:
+        values = [settings[name] for _, settings in best if settings.get(name)]
+        if len(values) == len(best) and len({float(v) for v in values}) > 1:
+            ranges[name] = (min(values) / margin, max(values) * margin)
+    return ranges
+
+
+def as_overrides(ranges: dict[str, tuple[float, float]]) -> list[str]:
+    return [
+        f"optimizer.{name}=tag(log,interval({low:.3g},{high:.3g}))"
+        for name, (low, high) in ranges.items()
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--optimizer", required=True)
+    parser.add_argument("--top", type=float, default=0.2, help="fraction of trials kept")
+    parser.add_argument("--margin", type=float, default=1.25, help="widening factor on each side")
+    args = parser.parse_args()
+    ranges = narrowed_ranges(finished_trials(args.runs, args.optimizer), args.top, args.margin)
+    print(" ".join(f"'{o}'" for o in as_overrides(ranges)))
+
+
+if __name__ == "__main__":
+    main()
