@@ -90,44 +90,37 @@ HPARAMS = dict(
 )
 
 
+def check_against_reference(shape, steps=7, diagonal=None, **options):
+    """Run RootFreeShampoo and the Kronecker reference on one random gradient sequence."""
+    generator = torch.Generator().manual_seed(0)
+    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(steps)]
+    got, optimizer = run_on_gradients(RootFreeShampoo, p0, grads, **options, **HPARAMS)
+    want = reference(p0, grads, update_every=options["update_every"], diagonal=diagonal, **HPARAMS)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+    return optimizer
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("update_every", [1, 3])
 def test_matches_kronecker_reference(shape, update_every):
-    generator = torch.Generator().manual_seed(0)
-    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
-    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(7)]
-    got, _ = run_on_gradients(RootFreeShampoo, p0, grads, update_every=update_every, **HPARAMS)
-    want = reference(p0, grads, update_every=update_every, **HPARAMS)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+    check_against_reference(shape, update_every=update_every)
 
 
 @pytest.mark.parametrize("shape", [(6,), (4, 3), (3, 2, 4)])
 def test_diagonal_structure_is_the_diagonal_projection(shape):
-    generator = torch.Generator().manual_seed(0)
-    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
-    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(5)]
-    got, _ = run_on_gradients(
-        RootFreeShampoo, p0, grads, update_every=1, structure="diagonal", **HPARAMS
+    check_against_reference(
+        shape, steps=5, diagonal=[True] * len(shape), update_every=1, structure="diagonal"
     )
-    want = reference(p0, grads, update_every=1, diagonal=[True] * len(shape), **HPARAMS)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
 
 
 def test_axes_above_max_preconditioner_dim_get_diagonal_factors():
-    shape = (6, 3)
-    generator = torch.Generator().manual_seed(0)
-    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
-    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(5)]
-    got, optimizer = run_on_gradients(
-        RootFreeShampoo, p0, grads, update_every=1, max_preconditioner_dim=4, **HPARAMS
+    optimizer = check_against_reference(
+        (6, 3), steps=5, diagonal=[True, False], update_every=1, max_preconditioner_dim=4
     )
-    want = reference(p0, grads, update_every=1, diagonal=[True, False], **HPARAMS)
     (state,) = optimizer.state.values()
     assert [f.shape for f in state["factors"]] == [(6,), (3, 3)]
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
 
 
 def test_matches_authors_sirfshampoo():
