@@ -46,14 +46,15 @@ def world() -> tuple[int, int]:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``, ``cpu`` or ``cuda``; under torchrun, ``cuda`` means this rank's local GPU."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"Invalid trainer.device: {name!r}; CUDA is not available (use cpu or auto)"
         )
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device(name)
 
 
