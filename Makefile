@@ -6,7 +6,7 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
 INSTALLED := .make/installed
 
-.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu
+.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,3 +44,7 @@ bench:  ## step time, state memory and precision of every optimizer on CPU (resu
 bench-gpu:  ## the same on CUDA
 	$(PYTHON) scripts/bench_optimizers.py --device cuda --steps 20 --warmup 5
 	$(PYTHON) scripts/bench_precision.py --device cuda
+
+RUNS ?= runs
+tables:  ## comparison tables (Markdown, LaTeX, CSV) from the run directories in RUNS
+	$(PYTHON) -m rootfree.results $(RUNS) --out results/tables

@@ -1,0 +1,49 @@
+"""`python -m rootfree.results RUNS_DIR --out results/tables [--epoch final|best] [--strict]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rootfree.results.collect import collect_runs
+from rootfree.results.select import run_scores, select_best
+from rootfree.results.tables import comparison_table, missing_cells, to_markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Build the comparison tables from run directories."
+    )
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("results/tables"))
+    parser.add_argument("--epoch", default="final", choices=["final", "best"])
+    parser.add_argument(
+        "--optimizers", default="", help="comma-separated: the cells a complete table needs"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail when a cell has no finished run"
+    )
+    args = parser.parse_args(argv)
+    frame = collect_runs(args.runs)
+    if frame.empty:
+        print(f"no run directories under {args.runs}", file=sys.stderr)
+        return 1
+    scores = run_scores(frame, args.epoch)
+    table = comparison_table(scores, select_best(scores))
+    args.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out / "runs.csv", index=False)
+    table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
+    table.to_latex(args.out / "comparison.tex", index=False, float_format="%.4g")
+    (args.out / "comparison.md").write_text(to_markdown(table, f"Comparison ({args.epoch} epoch)"))
+    missing = missing_cells(scores, [o for o in args.optimizers.split(",") if o] or None)
+    for cell in missing:
+        print(
+            f"missing: {cell['dataset']} / {cell['model']} / {cell['optimizer']}: {cell['command']}"
+        )
+    print(f"wrote {args.out}/comparison.md, .tex, .csv and runs.csv ({len(table)} rows)")
+    return 1 if args.strict and missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

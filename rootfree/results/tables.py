@@ -1,0 +1,113 @@
+"""The comparison table: test accuracy over seeds, the gap to SGD, root-free minus root-based."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from rootfree.optim import OPTIMIZERS, get_optimizer_spec
+from rootfree.results.collect import PAPER_COLUMNS
+from rootfree.results.select import CELL
+from rootfree.results.stats import paired_difference, summarize, welch_difference
+
+REFERENCE = "sgd"
+
+
+def _test_by_seed(scores: pd.DataFrame, setting: str) -> dict[int, float]:
+    rows = scores[(scores["setting"] == setting) & scores["test_acc"].notna()]
+    return dict(zip(rows["seed"], rows["test_acc"]))
+
+
+def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """One row per chosen (dataset, model, optimizer) setting.
+
+    test accuracy mean, std, 95% CI and seeds; diverged and failed runs of the setting; the gap to
+    SGD's chosen setting (Welch CI); root-free minus its root-based counterpart (paired by seed).
+    """
+    index = {tuple(row[c] for c in CELL): row for _, row in chosen.iterrows()}
+    rows = []
+    for _, cell in chosen.iterrows():
+        runs = scores[scores["setting"] == cell["setting"]]
+        accuracy = _test_by_seed(scores, cell["setting"])
+        summary = summarize(list(accuracy.values()))
+        row = {c: cell[c] for c in CELL}
+        row.update(
+            test_acc=summary["mean"],
+            std=summary["std"],
+            ci95=summary["ci"],
+            seeds=summary["n"],
+            diverged=int((runs["status"] == "diverged").sum()),
+            failed=int((runs["status"] == "failed").sum()),
+            selection_split=cell["selection_split"],
+        )
+        reference = index.get((cell["dataset"], cell["model"], REFERENCE))
+        if reference is not None and cell["optimizer"] != REFERENCE:
+            gap = welch_difference(
+                list(accuracy.values()), list(_test_by_seed(scores, reference["setting"]).values())
+            )
+            row.update(gap_to_sgd=gap["diff"], gap_ci95=gap["ci"])
+        spec = get_optimizer_spec(cell["optimizer"])
+        counterpart = (
+            index.get((cell["dataset"], cell["model"], spec.counterpart))
+            if spec.counterpart
+            else None
+        )
+        if counterpart is not None:
+            paired = paired_difference(accuracy, _test_by_seed(scores, counterpart["setting"]))
+            row.update(
+                vs_counterpart=paired["diff"],
+                vs_counterpart_ci95=paired["ci"],
+                pairs=paired["pairs"],
+            )
+        first = runs.iloc[0]
+        row.update({c: first[c] for c in PAPER_COLUMNS if c in first and not _missing(first[c])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def missing_cells(
+    scores: pd.DataFrame, optimizers: list[str] | None = None
+) -> list[dict[str, str]]:
+    """(dataset, model, optimizer) cells with no finished run, and the command that fills each."""
+    optimizers = optimizers or sorted(OPTIMIZERS)
+    done = scores[scores["status"] == "done"]
+    have = set(map(tuple, done[CELL].drop_duplicates().values.tolist()))
+    missing = []
+    for dataset, model in sorted(
+        set(map(tuple, scores[["dataset", "model"]].drop_duplicates().values.tolist()))
+    ):
+        for optimizer in optimizers:
+            if (dataset, model, optimizer) not in have:
+                missing.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "optimizer": optimizer,
+                        "command": f"python train.py -m experiment=random_search dataset={dataset} model={model} optimizer={optimizer}",
+                    }
+                )
+    return missing
+
+
+def to_markdown(table: pd.DataFrame, title: str) -> str:
+    """Accuracies as percentages with their CI; every table says which split selected it."""
+    shown = table.copy()
+    for column in (
+        "test_acc",
+        "ci95",
+        "gap_to_sgd",
+        "gap_ci95",
+        "vs_counterpart",
+        "vs_counterpart_ci95",
+        "std",
+    ):
+        if column in shown:
+            shown[column] = shown[column] * 100
+    splits = ", ".join(sorted(set(table["selection_split"]))) if len(table) else "none"
+    note = f"Hyperparameters selected on the **{splits}** split; accuracies in %, +- is the 95% CI over seeds.\n\n"
+    return f"# {title}\n\n{note}" + shown.to_markdown(index=False, floatfmt=".4g") + "\n"

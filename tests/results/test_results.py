@@ -1,0 +1,172 @@
+"""Table builders on run directories with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rootfree.results import (
+    collect_runs,
+    comparison_table,
+    missing_cells,
+    paired_difference,
+    select_best,
+    summarize,
+)
+from rootfree.results.__main__ import main
+from rootfree.results.select import run_scores
+from tests.results.rundirs import write_run
+
+
+def SGD(lr):
+    return {"name": "sgd", "lr": lr, "momentum": 0.9, "weight_decay": 5e-4}
+
+
+def RF(lr):
+    return {
+        "name": "rootfree_rmsprop",
+        "lr": lr,
+        "lr_cov": 1e-3,
+        "damping": 1e-5,
+        "momentum": 0.9,
+        "weight_decay": 1e-3,
+    }
+
+
+def RMS(lr):
+    return {
+        "name": "rmsprop",
+        "lr": lr,
+        "lr_cov": 0.01,
+        "damping": 1e-8,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+    }
+
+
+def test_confidence_interval_arithmetic():
+    summary = summarize([0.8, 0.9, 1.0])
+    assert summary["mean"] == pytest.approx(0.9) and summary["std"] == pytest.approx(0.1)
+    assert summary["ci"] == pytest.approx(4.302652729911275 * 0.1 / math.sqrt(3))
+    assert math.isnan(summarize([0.5])["ci"])
+    paired = paired_difference({0: 0.9, 1: 0.8, 2: 0.7, 5: 0.1}, {0: 0.8, 1: 0.6, 2: 0.7})
+    assert paired["pairs"] == 3 and paired["diff"] == pytest.approx(0.1)
+
+
+def test_selection_uses_validation_not_test(tmp_path):
+    for seed in range(3):  # lr 0.1: better on validation, worse on test
+        write_run(
+            tmp_path, f"a{seed}", optimizer=SGD(0.1), seed=seed, val=[0.5, 0.80], test=[0.5, 0.60]
+        )
+        write_run(
+            tmp_path, f"b{seed}", optimizer=SGD(0.01), seed=seed, val=[0.5, 0.70], test=[0.5, 0.90]
+        )
+    scores = run_scores(collect_runs(tmp_path))
+    (chosen,) = select_best(scores).to_dict("records")
+    assert chosen["selection_split"] == "val" and chosen["selection_val_acc"] == pytest.approx(0.8)
+    (row,) = comparison_table(scores, select_best(scores)).to_dict("records")
+    assert row["lr"] == 0.1 and row["test_acc"] == pytest.approx(0.6)
+
+
+def test_best_epoch_policy_reads_test_at_the_best_validation_epoch(tmp_path):
+    write_run(tmp_path, "r", optimizer=SGD(0.1), seed=0, val=[0.9, 0.7], test=[0.85, 0.95])
+    scores = run_scores(collect_runs(tmp_path), epoch="best")
+    assert scores.loc[0, "test_acc"] == pytest.approx(0.85)
+    assert run_scores(collect_runs(tmp_path), epoch="final").loc[0, "test_acc"] == pytest.approx(
+        0.95
+    )
+
+
+def test_gap_paired_differences_and_divergence_are_reported(tmp_path):
+    sgd, rf, rms = [0.70, 0.72, 0.74], [0.71, 0.74, 0.77], [0.65, 0.66, 0.70]
+    for seed in range(3):
+        write_run(
+            tmp_path, f"s{seed}", optimizer=SGD(0.1), seed=seed, val=[sgd[seed]], test=[sgd[seed]]
+        )
+        write_run(
+            tmp_path, f"f{seed}", optimizer=RF(0.01), seed=seed, val=[rf[seed]], test=[rf[seed]]
+        )
+        write_run(
+            tmp_path, f"m{seed}", optimizer=RMS(0.001), seed=seed, val=[rms[seed]], test=[rms[seed]]
+        )
+    write_run(tmp_path, "f3", optimizer=RF(0.01), seed=3, status="diverged", val=[0.1], test=[0.1])
+    scores = run_scores(collect_runs(tmp_path))
+    table = comparison_table(scores, select_best(scores)).set_index("optimizer")
+    rf_row = table.loc["rootfree_rmsprop"]
+    assert rf_row["seeds"] == 3 and rf_row["diverged"] == 1, (
+        "the diverged seed is counted, not averaged"
+    )
+    assert rf_row["test_acc"] == pytest.approx(sum(rf) / 3)
+    assert rf_row["gap_to_sgd"] == pytest.approx(sum(rf) / 3 - sum(sgd) / 3)
+    assert rf_row["vs_counterpart"] == pytest.approx(sum(a - b for a, b in zip(rf, rms)) / 3)
+    diffs = [a - b for a, b in zip(rf, rms)]
+    assert rf_row["vs_counterpart_ci95"] == pytest.approx(summarize(diffs)["ci"])
+    assert math.isnan(table.loc["sgd"].get("gap_to_sgd", math.nan))
+
+
+def test_missing_cells_are_listed_with_the_command_and_strict_fails(tmp_path, capsys):
+    write_run(tmp_path / "runs", "s0", optimizer=SGD(0.1), seed=0, val=[0.7], test=[0.7])
+    missing = missing_cells(
+        run_scores(collect_runs(tmp_path / "runs")), ["sgd", "rootfree_rmsprop"]
+    )
+    assert [m["optimizer"] for m in missing] == ["rootfree_rmsprop"]
+    assert "optimizer=rootfree_rmsprop" in missing[0]["command"]
+    args = [
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "tables"),
+        "--optimizers",
+        "sgd,rootfree_rmsprop",
+    ]
+    assert main(args) == 0 and main([*args, "--strict"]) == 1
+    assert "missing: cifar100 / resnet / rootfree_rmsprop" in capsys.readouterr().out
+    assert "selected on the **val** split" in (tmp_path / "tables" / "comparison.md").read_text()
+
+
+def test_test_set_selection_is_stamped(tmp_path):
+    write_run(
+        tmp_path, "s0", optimizer=SGD(0.1), seed=0, val=[0.7], test=[0.7], selection_split="test"
+    )
+    scores = run_scores(collect_runs(tmp_path))
+    assert comparison_table(scores, select_best(scores)).loc[0, "selection_split"] == "test"
+
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden"
+
+
+def golden_runs(root):
+    """A fixed sweep: two SGD settings, RF-RMSProp with a diverged fourth seed, RMSprop; 3 seeds."""
+    accuracies = {
+        ("sgd", 0.1): [0.70, 0.72, 0.74],
+        ("sgd", 0.01): [0.60, 0.61, 0.62],
+        ("rootfree_rmsprop", 0.01): [0.71, 0.74, 0.77],
+        ("rmsprop", 0.001): [0.65, 0.66, 0.70],
+    }
+    builders = {"sgd": SGD, "rootfree_rmsprop": RF, "rmsprop": RMS}
+    for (name, lr), values in accuracies.items():
+        for seed, accuracy in enumerate(values):
+            write_run(
+                root,
+                f"{name}-{lr}-{seed}",
+                optimizer=builders[name](lr),
+                seed=seed,
+                val=[accuracy - 0.05, accuracy],
+                test=[accuracy - 0.04, accuracy - 0.01],
+            )
+    write_run(
+        root,
+        "rootfree_rmsprop-0.01-3",
+        optimizer=RF(0.01),
+        seed=3,
+        status="diverged",
+        val=[0.1],
+        test=[0.1],
+    )
+
+
+def test_golden_tables(tmp_path):
+    golden_runs(tmp_path / "runs")
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "tables")]) == 0
+    for name in ("comparison.md", "comparison.csv"):
+        assert (tmp_path / "tables" / name).read_text() == (GOLDEN / name).read_text(), name
