@@ -34,7 +34,9 @@ def finished_trials(runs: Path, optimizer: str) -> list[tuple[float, dict]]:
     return trials
 
 
-def narrowed_ranges(trials: list[tuple[float, dict]], top: float, margin: float) -> dict[str, tuple[float, float]]:
+def narrowed_ranges(
+    trials: list[tuple[float, dict]], top: float, margin: float
+) -> dict[str, tuple[float, float]]:
     """Per searched hyperparameter: the [min, max] of the best ``top`` fraction, widened."""
     if not trials:
         raise ValueError("no finished trials to narrow from")

@@ -196,8 +196,10 @@ class Trainer:
             )
 
     # -- the loop ------------------------------------------------------------------------------
-    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """One optimizer step over ``accumulate`` micro-batches; returns (loss sum, correct)."""
+    def train_step(
+        self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]], sums: torch.Tensor
+    ) -> None:
+        """One optimizer step over ``accumulate`` micro-batches; adds (loss sum, correct) to ``sums``."""
         factor = lr_factor(
             self.step,
             self.total_steps,
@@ -210,7 +212,6 @@ class Trainer:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
         self.optimizer.zero_grad(set_to_none=True)
-        sums = []
         for index, (images, labels) in enumerate(micro_batches):
             if self.trainer["channels_last"]:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -220,15 +221,15 @@ class Trainer:
                 with self.autocast():
                     logits = self.forward(images)
                     loss = self.loss_fn(logits.float(), labels)
-                self.scaler.scale(loss / len(micro_batches)).backward()
-            correct = (logits.argmax(-1) == labels).sum()
-            sums.append(torch.stack([loss.detach() * len(labels), correct.float()]))
+                scaled = loss if len(micro_batches) == 1 else loss / len(micro_batches)
+                self.scaler.scale(scaled).backward()
+            sums[0].add_(loss.detach(), alpha=len(labels))
+            sums[1].add_((logits.argmax(-1) == labels).sum())
         if self.trainer["grad_clip"]:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.trainer["grad_clip"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return sums[0] if len(sums) == 1 else torch.stack(sums).sum(0)
 
     def flush(self, sums: torch.Tensor, count: int) -> float:
         """Move the device-side (loss, correct) sums over ``count`` samples into the epoch's totals.
@@ -267,7 +268,7 @@ class Trainer:
             micro_batches.append(micro_batch)
             if len(micro_batches) < self.accumulate:
                 continue
-            sums += self.train_step(micro_batches)
+            self.train_step(micro_batches, sums)
             micro_batches = []
             pending += self.train_loader.global_batch_size * self.accumulate
             self.batch += 1

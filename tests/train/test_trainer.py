@@ -23,10 +23,10 @@ class KilledTrainer(Trainer):
 
     kill_at: int | None = None
 
-    def train_step(self, micro_batches):
+    def train_step(self, micro_batches, sums):
         if self.step == self.kill_at:
             raise Killed
-        return super().train_step(micro_batches)
+        super().train_step(micro_batches, sums)
 
 
 def run(config, path, kill_at=None):
