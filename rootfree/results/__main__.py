@@ -1,4 +1,4 @@
-"""`python -m rootfree.results RUNS_DIR --out results/tables [--epoch final|best] [--strict]`."""
+"""`python -m rootfree.results RUNS_DIR --out results/tables [--epoch final|best] [--strict] [--plots]`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.tables import comparison_table, missing_cells, to_markdown
+from rootfree.results.tuning import tuning_curve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,18 +25,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strict", action="store_true", help="fail when a cell has no finished run"
     )
+    parser.add_argument("--plots", action="store_true", help="also write figures (PNG and PDF)")
     args = parser.parse_args(argv)
     frame = collect_runs(args.runs)
     if frame.empty:
         print(f"no run directories under {args.runs}", file=sys.stderr)
         return 1
     scores = run_scores(frame, args.epoch)
-    table = comparison_table(scores, select_best(scores))
+    chosen = select_best(scores)
+    table = comparison_table(scores, chosen)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "runs.csv", index=False)
     table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
     table.to_latex(args.out / "comparison.tex", index=False, float_format="%.4g")
     (args.out / "comparison.md").write_text(to_markdown(table, f"Comparison ({args.epoch} epoch)"))
+    curve = tuning_curve(scores)
+    curve.to_csv(args.out / "tuning.csv", index=False, float_format="%.6g")
+    if args.plots:
+        from rootfree.results.plots import error_curves, tuning_curves
+
+        for x in ("epoch", "wall_seconds"):
+            error_curves(frame, chosen, args.out, x)
+        tuning_curves(curve, args.out)
     missing = missing_cells(scores, [o for o in args.optimizers.split(",") if o] or None)
     for cell in missing:
         print(

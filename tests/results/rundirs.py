@@ -32,7 +32,7 @@ def write_run(
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "status.json").write_text(json.dumps({"status": status}))
     rows = [
-        {"epoch": i + 1, "lr": 0.123, "val_acc": v, "test_acc": t}
+        {"epoch": i + 1, "lr": 0.123, "wall_seconds": 10.0 * (i + 1), "val_acc": v, "test_acc": t}
         for i, (v, t) in enumerate(zip(val, test))
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

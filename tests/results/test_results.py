@@ -170,3 +170,29 @@ def test_golden_tables(tmp_path):
     assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "tables")]) == 0
     for name in ("comparison.md", "comparison.csv"):
         assert (tmp_path / "tables" / name).read_text() == (GOLDEN / name).read_text(), name
+
+
+def test_tuning_curve_matches_the_exact_expectation(tmp_path):
+    from rootfree.results.tuning import tuning_curve
+
+    write_run(tmp_path, "good-val", optimizer=SGD(0.1), seed=0, val=[0.9], test=[0.6])
+    write_run(tmp_path, "bad-val", optimizer=SGD(0.01), seed=0, val=[0.5], test=[0.8])
+    curve = tuning_curve(run_scores(collect_runs(tmp_path)), resamples=20000).set_index("k")
+    # best-of-1 is a uniform pick; best-of-2 picks the better-validating trial unless both draws miss it
+    assert curve.loc[1, "mean"] == pytest.approx(0.7, abs=0.01)
+    assert curve.loc[2, "mean"] == pytest.approx(0.75 * 0.6 + 0.25 * 0.8, abs=0.01)
+    assert curve.loc[2, "low"] == pytest.approx(0.6) and curve.loc[2, "high"] == pytest.approx(0.8)
+
+
+def test_plots_are_written_as_png_and_pdf(tmp_path):
+    golden_runs(tmp_path / "runs")
+    args = [str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--plots"]
+    assert main(args) == 0
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    for stem in (
+        "error_vs_epoch_cifar100_resnet",
+        "error_vs_wall_seconds_cifar100_resnet",
+        "tuning_cifar100_resnet",
+    ):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    assert (tmp_path / "out" / "error_vs_epoch_cifar100_resnet.png").stat().st_size > 5000

@@ -1,0 +1,81 @@
+"""Figures (PNG and PDF): test error over training per optimizer with seed bands; tuning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(figure, path: Path) -> list[Path]:
+    paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    for p in paths:
+        figure.savefig(p, bbox_inches="tight", dpi=120)
+    plt.close(figure)
+    return paths
+
+
+def error_curves(
+    frame: pd.DataFrame, chosen: pd.DataFrame, out: Path, x: str = "epoch"
+) -> list[Path]:
+    """Per (dataset, model): test error of each optimizer's chosen setting vs ``x`` (epoch or
+    wall_seconds), the mean over seeds with a min-max band. Nothing when runs did not log ``x``."""
+    written = []
+    if x not in frame:
+        return written
+    for (dataset, model), cells in chosen.groupby(["dataset", "model"]):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for _, cell in cells.iterrows():
+            runs = frame[
+                (frame["setting"] == cell["setting"]) & (frame["status"] == "done")
+            ].dropna(subset=["epoch"])
+            if runs.empty:
+                continue
+            error = (
+                runs.assign(error=1 - runs["test_acc"])
+                .groupby("epoch")
+                .agg(
+                    x=(x, "mean"),
+                    mean=("error", "mean"),
+                    low=("error", "min"),
+                    high=("error", "max"),
+                )
+            )
+            axis.plot(
+                error["x"],
+                error["mean"],
+                label=f"{cell['optimizer']} ({runs['seed'].nunique()} seeds)",
+            )
+            axis.fill_between(error["x"], error["low"], error["high"], alpha=0.2)
+        axis.set(
+            xlabel="wall-clock seconds" if x == "wall_seconds" else x,
+            ylabel="test error",
+            title=f"{dataset} / {model}",
+        )
+        axis.legend()
+        written += _save(figure, out / f"error_vs_{x}_{dataset}_{model}")
+    return written
+
+
+def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
+    written = []
+    for (dataset, model), cells in curve.groupby(["dataset", "model"]):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for optimizer, rows in cells.groupby("optimizer"):
+            axis.plot(rows["k"], rows["mean"], marker="o", label=optimizer)
+            axis.fill_between(rows["k"], rows["low"], rows["high"], alpha=0.2)
+        axis.set(
+            xlabel="random-search trials",
+            ylabel="expected test accuracy of the chosen trial",
+            title=f"{dataset} / {model}",
+        )
+        axis.legend()
+        written += _save(figure, out / f"tuning_{dataset}_{model}")
+    return written
+
+
+__all__ = ["error_curves", "tuning_curves"]
