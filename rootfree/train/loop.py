@@ -26,6 +26,7 @@ from rootfree.models import create_model
 from rootfree.optim import create_optimizer, optimizer_arguments
 from rootfree.train.checkpoint import load_latest, save_atomic
 from rootfree.train.loggers import create_logger
+from rootfree.train.losses import make_loss
 from rootfree.train.rundir import RunDir
 from rootfree.train.schedule import lr_factor
 
@@ -122,7 +123,8 @@ class Trainer:
         if self.trainer["compile"]:
             self.forward = torch.compile(self.forward)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.trainer["label_smoothing"])
+        self.loss_fn = make_loss(self.trainer["loss"])
+        self.eval_loss_fn = make_loss({**self.trainer["loss"], "label_smoothing": 0.0})
         steps_per_epoch = self.steps_per_epoch = len(self.train_loader) // self.accumulate
         if steps_per_epoch == 0:
             raise ValueError(
@@ -296,13 +298,12 @@ class Trainer:
         self.model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        loss_fn = nn.CrossEntropyLoss(reduction="sum")
         for images, labels in self.eval_loaders[split].batches():
             if self.trainer["channels_last"]:
                 images = images.contiguous(memory_format=torch.channels_last)
             with self.autocast():
                 logits = self.forward(images)
-            loss_sum += loss_fn(logits.float(), labels)
+            loss_sum += self.eval_loss_fn(logits.float(), labels, reduction="sum")
             correct += (logits.argmax(-1) == labels).sum()
         n = len(self.eval_loaders[split].labels)
         return loss_sum.item() / n, correct.item() / n

@@ -101,7 +101,7 @@ def test_checkpoints_load_with_weights_only(tmp_path):
         ["trainer.amp=fp16", "trainer.channels_last=true", "trainer.grad_clip=1.0"],
         [
             "trainer.amp=bf16",
-            "trainer.label_smoothing=0.1",
+            "trainer.loss.label_smoothing=0.1",
             "trainer.schedule.kind=multistep",
             "trainer.schedule.warmup_epochs=0.5",
         ],
@@ -180,3 +180,23 @@ def test_compiled_model_trains_like_eager(tmp_path):
     )
     for key, value in eager.model.state_dict().items():
         torch.testing.assert_close(compiled.model.state_dict()[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_rescaled_mse_matches_its_formula_and_trains(tmp_path):
+    from rootfree.train.losses import rescaled_mse
+
+    logits, labels = torch.tensor([[1.0, 2.0, 0.5]]), torch.tensor([1])
+    k, m = 15**0.5, 30.0
+    expected = ((1.0**2) + (k * 2.0 - m * k) ** 2 + 0.5**2) / 3
+    assert rescaled_mse(logits, labels, scale=m, weight=k).item() == pytest.approx(expected)
+    trainer = run(
+        compose_config(
+            "experiment=smoke",
+            "trainer.loss.kind=rescaled_mse",
+            "optimizer=sgd",
+            "optimizer.lr=0.001",
+        ),
+        tmp_path,
+    )
+    rows = trainer.run_dir.metrics()
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]

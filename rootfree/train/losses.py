@@ -1,0 +1,33 @@
+"""Training objectives: cross-entropy, and the rescaled MSE of the paper's ResNet-50 MSE runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("cross_entropy", "rescaled_mse")
+
+
+def rescaled_mse(
+    logits: torch.Tensor, labels: torch.Tensor, scale: float, weight: float, reduction: str = "mean"
+) -> torch.Tensor:
+    """Hui and Belkin (2020): MSE(out * (1 + (k - 1) onehot), M k onehot), as in paper.md 2.2.
+
+    The mean runs over samples and classes; ``reduction="sum"`` sums the per-sample means.
+    """
+    onehot = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+    errors = (logits * (1 + (weight - 1) * onehot) - scale * weight * onehot).square().mean(dim=-1)
+    return errors.sum() if reduction == "sum" else errors.mean()
+
+
+def make_loss(settings: dict) -> Callable[..., torch.Tensor]:
+    """``loss(logits, labels, reduction="mean")`` for ``trainer.loss``."""
+    kind = settings["kind"]
+    if kind == "cross_entropy":
+        return partial(F.cross_entropy, label_smoothing=settings["label_smoothing"])
+    if kind == "rescaled_mse":
+        return partial(rescaled_mse, scale=settings["mse_scale"], weight=settings["mse_weight"])
+    raise ValueError(f"Invalid trainer.loss.kind: {kind!r}; choose one of {list(LOSSES)}")
