@@ -6,7 +6,7 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
 INSTALLED := .make/installed
 
-.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables
+.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,3 +48,17 @@ bench-gpu:  ## the same on CUDA
 RUNS ?= runs
 tables:  ## comparison tables (Markdown, LaTeX, CSV) from the run directories in RUNS
 	$(PYTHON) -m rootfree.results $(RUNS) --out results/tables
+
+PAPER_CNN := paper_cifar100_vgg16bn paper_cifar100_resnet34 paper_cifar100_densenet121 paper_cifar100_resnet50 paper_cifar100_resnet50_mse
+PAPER_VIT := paper_imagewoof_swin paper_imagewoof_focalnet paper_imagewoof_gcvit
+SEEDS ?= 0,1,2
+LAUNCHER ?= slurm
+
+paper-cnn: install  ## the paper's CIFAR-100 comparisons with its best hyperparameters, SEEDS, on SLURM
+	for e in $(PAPER_CNN); do $(PYTHON) train.py -m hydra/launcher=$(LAUNCHER) experiment=$$e \
+		optimizer=sgd,adamw,rootfree_rmsprop seed=$(SEEDS) dataset.root=$${CIFAR_ROOT:?set CIFAR_ROOT} || exit 1; done
+
+paper-vit: install  ## the paper's ImageWoof-10 comparisons with its best hyperparameters, SEEDS, on SLURM
+	for e in $(PAPER_VIT); do $(PYTHON) train.py -m hydra/launcher=$(LAUNCHER) experiment=$$e \
+		optimizer=sgd,adamw,rootfree_rmsprop,shampoo,rootfree_shampoo seed=$(SEEDS) \
+		dataset.root=$${IMAGEWOOF_ROOT:?set IMAGEWOOF_ROOT} || exit 1; done
