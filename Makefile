@@ -6,7 +6,7 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
 INSTALLED := .make/installed
 
-.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit
+.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -62,3 +62,6 @@ paper-vit: install  ## the paper's ImageWoof-10 comparisons with its best hyperp
 	for e in $(PAPER_VIT); do $(PYTHON) train.py -m hydra/launcher=$(LAUNCHER) experiment=$$e \
 		optimizer=sgd,adamw,rootfree_rmsprop,shampoo,rootfree_shampoo seed=$(SEEDS) \
 		dataset.root=$${IMAGEWOOF_ROOT:?set IMAGEWOOF_ROOT} || exit 1; done
+
+paper-small: install  ## the comparison at small scale on CPU (searches, seeds, tables; under an hour)
+	$(PYTHON) scripts/paper_small.py
