@@ -45,9 +45,9 @@ bench-gpu:  ## the same on CUDA
 	$(PYTHON) scripts/bench_optimizers.py --device cuda --steps 20 --warmup 5
 	$(PYTHON) scripts/bench_precision.py --device cuda
 
-RUNS ?= runs
-tables:  ## comparison tables (Markdown, LaTeX, CSV) from the run directories in RUNS
-	$(PYTHON) -m rootfree.results $(RUNS) --out results/tables
+tables:  ## rebuild results/paper_small from its committed run records (no training)
+	$(PYTHON) -m rootfree.results results/paper_small/runs --out results/paper_small --plots \
+		--optimizers sgd,adamw,rootfree_adam,rootfree_rmsprop,shampoo,rootfree_shampoo
 
 PAPER_CNN := paper_cifar100_vgg16bn paper_cifar100_resnet34 paper_cifar100_densenet121 paper_cifar100_resnet50 paper_cifar100_resnet50_mse
 PAPER_VIT := paper_imagewoof_swin paper_imagewoof_focalnet paper_imagewoof_gcvit

@@ -3,7 +3,9 @@
 1. a random search (Optuna's random sampler, stage-1 spaces) per model and optimizer, seed 0;
 2. the best setting of each (by validation accuracy) rerun with seeds 1 and 2;
 3. the precision question (paper.md 1.1.2): RF-RMSProp's best setting with bf16 state, 3 seeds;
-4. the tables and plots (rootfree.results) and the precision table, under results/paper_small/.
+4. the run records (config, status, metrics, provenance; no checkpoints) copied to
+   results/paper_small/runs/, and the tables (with the precision table) and plots built from
+   them under results/paper_small/; `make tables` rebuilds them from the committed records.
 
 Every step skips finished runs, so an interrupted `make paper-small` continues where it stopped.
 """
@@ -12,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("small_cnn", "vit")
 OPTIMIZERS = ("sgd", "adamw", "rootfree_adam", "rootfree_rmsprop", "shampoo", "rootfree_shampoo")
+RECORD_FILES = ("config.yaml", "status.json", "metrics.jsonl", "provenance.json")
 
 
 def train(*overrides: str, multirun: bool = False) -> None:
@@ -57,34 +60,6 @@ def rerun(run: Path, runs: Path, *extra: str) -> list[str]:
     return [*kept, f"paths.runs={runs}", *extra]
 
 
-def precision_table(runs: Path) -> pd.DataFrame:
-    rows = []
-    for status_path in runs.glob("*/status.json"):
-        config = yaml.safe_load((status_path.parent / "config.yaml").read_text())
-        status = json.loads(status_path.read_text())
-        if config["optimizer"]["name"] == "rootfree_rmsprop" and status["status"] == "done":
-            rows.append(
-                {
-                    "model": config["model"]["name"],
-                    "state_dtype": config["optimizer"]["state_dtype"] or "float32",
-                    "setting": json.dumps(
-                        {k: v for k, v in config["optimizer"].items() if k != "state_dtype"},
-                        sort_keys=True,
-                    ),
-                    "seed": config["seed"],
-                    "test_acc": status["final"]["test_acc"],
-                }
-            )
-    frame = pd.DataFrame(rows)
-    counts = frame.groupby(["model", "setting"])["state_dtype"].nunique()
-    paired = frame.set_index(["model", "setting"]).loc[counts[counts == 2].index].reset_index()
-    return (
-        paired.groupby(["model", "state_dtype"])["test_acc"]
-        .agg(["mean", "std", "count"])
-        .reset_index()
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "paper_small")
@@ -116,12 +91,19 @@ def main() -> None:
             if optimizer == "rootfree_rmsprop":
                 for seed in (0, 1, 2):
                     train(*rerun(best, args.runs, f"seed={seed}", "optimizer.state_dtype=bfloat16"))
+    records = args.out / "runs"
+    for status_path in args.runs.glob("*/status.json"):
+        target = records / status_path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            if (status_path.parent / name).exists():
+                shutil.copy2(status_path.parent / name, target / name)
     subprocess.run(
         [
             sys.executable,
             "-m",
             "rootfree.results",
-            str(args.runs),
+            str(records),
             "--out",
             str(args.out),
             "--plots",
@@ -131,14 +113,4 @@ def main() -> None:
         check=True,
         cwd=ROOT,
     )
-    table = precision_table(args.runs)
-    (args.out / "precision.md").write_text(
-        "# RF-RMSProp: the same best settings with fp32 and with bf16 optimizer state (3 seeds)\n\n"
-        + table.to_markdown(index=False, floatfmt=".4f")
-        + "\n"
-    )
-    print(table.to_string(index=False))
-
-
-if __name__ == "__main__":
-    main()
+    print((args.out / "comparison.md").read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
-from rootfree.results.tables import comparison_table, missing_cells, to_markdown
+from rootfree.results.tables import comparison_table, missing_cells, precision_table, to_markdown
 from rootfree.results.tuning import tuning_curve
 
 
@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
     table.to_latex(args.out / "comparison.tex", index=False, float_format="%.4g")
     (args.out / "comparison.md").write_text(to_markdown(table, f"Comparison ({args.epoch} epoch)"))
+    precision = precision_table(scores)
+    if not precision.empty:
+        (args.out / "precision.md").write_text(
+            "# The same settings with different optimizer-state dtypes (test accuracy over seeds)\n\n"
+            + precision.to_markdown(index=False, floatfmt=".4f")
+            + "\n"
+        )
     curve = tuning_curve(scores)
     curve.to_csv(args.out / "tuning.csv", index=False, float_format="%.6g")
     if args.plots:

@@ -14,9 +14,20 @@ from rootfree.optim import get_optimizer_spec, optimizer_arguments, to_paper_hpa
 PAPER_COLUMNS = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 
 
-def _setting_id(config: dict) -> str:
-    """A run's configuration without its seed: the runs of one setting differ only in seed."""
+DTYPE_KEYS = ("state_dtype", "preconditioner_dtype")
+
+
+def _setting_id(config: dict, ignore_dtype: bool = False) -> str:
+    """A run's configuration without its seed: the runs of one setting differ only in seed.
+
+    With ``ignore_dtype`` the optimizer's state/preconditioner dtype is left out too, which pairs
+    the fp32 and bf16 twins of one setting.
+    """
     without_seed = {k: v for k, v in config.items() if k != "seed"}
+    if ignore_dtype:
+        without_seed["optimizer"] = {
+            k: v for k, v in config["optimizer"].items() if k not in DTYPE_KEYS
+        }
     canonical = json.dumps(without_seed, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -47,6 +58,9 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
             "optimizer": name,
             "seed": config["seed"],
             "setting": _setting_id(config),
+            "setting_any_dtype": _setting_id(config, ignore_dtype=True),
+            "optimizer_dtype": next((optimizer[k] for k in DTYPE_KEYS if optimizer.get(k)), None)
+            or "default",
             "selection_split": config["dataset"].get("selection_split", "val"),
             **{column: paper.get(column) for column in PAPER_COLUMNS},
         }

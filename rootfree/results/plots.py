@@ -14,7 +14,9 @@ import pandas as pd  # noqa: E402
 def _save(figure, path: Path) -> list[Path]:
     paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in paths:
-        figure.savefig(p, bbox_inches="tight", dpi=120)
+        # no creation date or version stamp: regenerated figures are byte-identical
+        metadata = {"CreationDate": None} if p.suffix == ".pdf" else {"Software": None}
+        figure.savefig(p, bbox_inches="tight", dpi=120, metadata=metadata)
     plt.close(figure)
     return paths
 

@@ -111,3 +111,18 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     splits = ", ".join(sorted(set(table["selection_split"]))) if len(table) else "none"
     note = f"Hyperparameters selected on the **{splits}** split; accuracies in %, +- is the 95% CI over seeds.\n\n"
     return f"# {title}\n\n{note}" + shown.to_markdown(index=False, floatfmt=".4g") + "\n"
+
+
+def precision_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Settings run with more than one optimizer-state dtype, side by side (the precision question
+    of paper.md 1.1.2): test accuracy mean, std and seeds per dtype."""
+    done = scores[scores["status"] == "done"]
+    dtypes = done.groupby("setting_any_dtype")["optimizer_dtype"].nunique()
+    twins = done[done["setting_any_dtype"].isin(dtypes[dtypes > 1].index)]
+    if twins.empty:
+        return pd.DataFrame()
+    return (
+        twins.groupby(CELL + ["optimizer_dtype"])["test_acc"]
+        .agg(test_acc="mean", std="std", seeds="count")
+        .reset_index()
+    )

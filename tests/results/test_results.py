@@ -196,3 +196,27 @@ def test_plots_are_written_as_png_and_pdf(tmp_path):
     ):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
     assert (tmp_path / "out" / "error_vs_epoch_cifar100_resnet.png").stat().st_size > 5000
+
+
+def test_precision_table_pairs_the_dtype_twins_of_a_setting(tmp_path):
+    from rootfree.results.tables import precision_table
+
+    for seed, (fp32, bf16) in enumerate([(0.80, 0.70), (0.82, 0.74), (0.84, 0.78)]):
+        write_run(tmp_path, f"fp32-{seed}", optimizer=RF(0.01), seed=seed, val=[fp32], test=[fp32])
+        write_run(
+            tmp_path,
+            f"bf16-{seed}",
+            optimizer={**RF(0.01), "state_dtype": "bfloat16"},
+            seed=seed,
+            val=[bf16],
+            test=[bf16],
+        )
+        write_run(tmp_path, f"other-{seed}", optimizer=RF(0.05), seed=seed, val=[0.5], test=[0.5])
+    table = precision_table(run_scores(collect_runs(tmp_path))).set_index("optimizer_dtype")
+    assert (
+        table.loc["bfloat16", "test_acc"] == pytest.approx(0.74)
+        and table.loc["bfloat16", "seeds"] == 3
+    )
+    assert table.loc["default", "test_acc"] == pytest.approx(0.82), (
+        "the lr=0.05 setting has no twin"
+    )
