@@ -6,7 +6,7 @@ log-uniform range to [min, max] over those trials, widened by ``--margin`` (a fa
 side). Pass them to the stage-2 sweep:
 
     python scripts/narrow_search.py runs/ --optimizer rootfree_rmsprop --top 0.2
-    python train.py -m experiment=random_search optimizer=rootfree_rmsprop $(python scripts/...)
+    python train.py -m tuning=random optimizer=rootfree_rmsprop $(python scripts/...)
 """
 
 from __future__ import annotations

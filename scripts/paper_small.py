@@ -73,13 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     models, optimizers = args.models.split(","), args.optimizers.split(",")
     common = ["experiment=paper_small", f"paths.runs={args.runs}", *args.extra]
-    search = [
-        "hydra/sweeper=optuna",
-        "hydra/sweeper/sampler=random",
-        "hydra.sweeper.direction=maximize",
-        f"hydra.sweeper.n_trials={args.trials}",
-        "hydra.sweeper.sampler.seed=0",
-    ]
+    search = ["tuning=random", f"hydra.sweeper.n_trials={args.trials}"]
     for model in models:
         for optimizer in optimizers:
             train(*common, f"model={model}", f"optimizer={optimizer}", *search, multirun=True)

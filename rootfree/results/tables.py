@@ -88,7 +88,7 @@ def missing_cells(
                         "dataset": dataset,
                         "model": model,
                         "optimizer": optimizer,
-                        "command": f"python train.py -m experiment=random_search dataset={dataset} model={model} optimizer={optimizer}",
+                        "command": f"python train.py -m tuning=random dataset={dataset} model={model} optimizer={optimizer}",
                     }
                 )
     return missing

@@ -12,7 +12,7 @@ SMALL = ("dataset=synthetic", "trainer.epochs=1", "trainer.progress=false")
 
 
 def test_random_search_samples_log_uniform_trials_and_a_relaunch_reruns_none(tmp_path):
-    args = ("-m", "experiment=random_search", *SMALL, "hydra.sweeper.n_trials=3")
+    args = ("-m", "tuning=random", *SMALL, "hydra.sweeper.n_trials=3")
     result = train_py(*args, runs=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = [p for p in tmp_path.iterdir() if p.is_dir()]
@@ -48,3 +48,18 @@ def test_slurm_launcher_requeues_on_timeout_and_local_launcher_composes():
     assert slurm.hydra.launcher.max_num_timeout > 0 and slurm.hydra.launcher.array_parallelism > 0
     assert local.hydra.launcher._target_.endswith("JoblibLauncher")
     assert compose_config()["optimizer"]["name"] == "rootfree_adam"
+
+
+def test_basic_sweep_of_a_paper_experiment_ignores_its_search_space(tmp_path):
+    """Search spaces load only with tuning=random; a seed sweep uses Hydra's basic sweeper."""
+    result = train_py(
+        "-m",
+        "experiment=paper_small",
+        "optimizer=sgd",
+        "seed=0,1",
+        "dataset=synthetic",
+        "trainer.max_steps=2",
+        runs=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list(tmp_path.glob("*/status.json"))) == 2
