@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from rootfree.optim import get_optimizer_spec, optimizer_arguments, to_paper_hparams
+from rootfree.train.rundir import NON_SEMANTIC_KEYS
 
 PAPER_COLUMNS = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 
@@ -23,7 +24,7 @@ def _setting_id(config: dict, ignore_dtype: bool = False) -> str:
     With ``ignore_dtype`` the optimizer's state/preconditioner dtype is left out too, which pairs
     the fp32 and bf16 twins of one setting.
     """
-    without_seed = {k: v for k, v in config.items() if k != "seed"}
+    without_seed = {k: v for k, v in config.items() if k != "seed" and k not in NON_SEMANTIC_KEYS}
     if ignore_dtype:
         without_seed["optimizer"] = {
             k: v for k, v in config["optimizer"].items() if k not in DTYPE_KEYS

@@ -39,20 +39,28 @@ def run_scores(frame: pd.DataFrame, epoch: str = "final") -> pd.DataFrame:
 
 
 def select_best(scores: pd.DataFrame) -> pd.DataFrame:
-    """The chosen setting per cell: highest mean validation accuracy over its finished seeds.
+    """The chosen setting per cell: highest mean validation accuracy on the seeds all its settings
+    share (a search's seed 0, say), so settings rerun with more seeds gain no selection advantage.
 
     The split that "validation" was is stamped in ``selection_split`` (``test`` only for runs
     configured to reproduce the paper's test-set tuning).
     """
-    settings = (
-        scores.groupby(CELL + ["setting"], dropna=False)
-        .agg(
-            val_acc=("val_acc", "mean"),
-            seeds=("run", "count"),
-            selection_split=("selection_split", "first"),
+    finished = scores.dropna(subset=["val_acc"])
+    chosen = []
+    for _, cell in finished.groupby(CELL):
+        seed_sets = cell.groupby("setting")["seed"].agg(frozenset)
+        common = frozenset.intersection(*seed_sets) or frozenset(cell["seed"])
+        shared = cell[cell["seed"].isin(common)]
+        ranked = shared.groupby("setting")["val_acc"].mean()
+        best = ranked.idxmax()
+        row = cell[cell["setting"] == best].iloc[0]
+        chosen.append(
+            {
+                **{c: row[c] for c in CELL},
+                "setting": best,
+                "selection_val_acc": ranked[best],
+                "seeds": int((cell["setting"] == best).sum()),
+                "selection_split": row["selection_split"],
+            }
         )
-        .reset_index()
-    )
-    settings = settings.dropna(subset=["val_acc"])
-    best = settings.loc[settings.groupby(CELL)["val_acc"].idxmax()]
-    return best.rename(columns={"val_acc": "selection_val_acc"}).reset_index(drop=True)
+    return pd.DataFrame(chosen)

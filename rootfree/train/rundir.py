@@ -23,7 +23,7 @@ import torch
 SCHEMA = 1
 STATUSES = ("running", "done", "failed", "diverged")
 # Top-level config keys that do not change a run's result, so they stay out of its hash.
-NON_SEMANTIC_KEYS = ("hydra", "paths", "logger")
+NON_SEMANTIC_KEYS = ("hydra", "paths", "logger", "tuning")
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -220,3 +220,12 @@ def test_precision_table_pairs_the_dtype_twins_of_a_setting(tmp_path):
     assert table.loc["default", "test_acc"] == pytest.approx(0.82), (
         "the lr=0.05 setting has no twin"
     )
+
+
+def test_selection_compares_settings_on_their_shared_seeds(tmp_path):
+    """A rerun setting's extra seeds neither help nor hurt it: seed 0 decides (no winner's curse)."""
+    for seed, val in enumerate([0.90, 0.70, 0.70]):  # best trial on seed 0, reruns score lower
+        write_run(tmp_path, f"a{seed}", optimizer=SGD(0.1), seed=seed, val=[val], test=[val])
+    write_run(tmp_path, "b0", optimizer=SGD(0.01), seed=0, val=[0.85], test=[0.85])
+    (chosen,) = select_best(run_scores(collect_runs(tmp_path))).to_dict("records")
+    assert chosen["selection_val_acc"] == pytest.approx(0.90) and chosen["seeds"] == 3
