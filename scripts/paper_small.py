@@ -33,7 +33,7 @@ def train(*overrides: str, multirun: bool = False) -> None:
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-def best_run(runs: Path, model: str, optimizer: str, **match: str) -> Path:
+def best_run(runs: Path, model: str, optimizer: str) -> Path:
     """The finished seed-0 run of (model, optimizer) with the highest validation accuracy."""
     best, best_acc = None, -1.0
     for status_path in runs.glob("*/status.json"):
@@ -44,7 +44,6 @@ def best_run(runs: Path, model: str, optimizer: str, **match: str) -> Path:
             and config["seed"] == 0
             and config["model"]["name"] == model
             and config["optimizer"]["name"] == optimizer
-            and all(str(config["optimizer"].get(k)) == v for k, v in match.items())
             and status["final"]["val_acc"] > best_acc
         ):
             best, best_acc = status_path.parent, status["final"]["val_acc"]

@@ -25,11 +25,12 @@ def run_scores(frame: pd.DataFrame, epoch: str = "final") -> pd.DataFrame:
     runs = frame.drop_duplicates("run").drop(
         columns=[c for c in ("epoch", "val_acc", "test_acc") if c in frame]
     )
+    per_epoch = ("step", "lr_epoch", "wall_seconds", "images_per_second")
     runs = runs[
         [
             c
             for c in runs.columns
-            if not c.startswith(("train_", "val_", "test_")) and c not in ("step", "lr_now")
+            if not c.startswith(("train_", "val_", "test_")) and c not in per_epoch
         ]
     ]
     scores = runs.merge(chosen, on="run", how="left")
