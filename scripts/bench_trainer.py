@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 from rootfree.data import load_dataset
 from rootfree.models import create_model
 from rootfree.optim import create_optimizer, optimizer_arguments
+from rootfree.record import RunDir
 from rootfree.train.loop import Trainer, resolve_device
-from rootfree.train.rundir import RunDir
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

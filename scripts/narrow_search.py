@@ -12,26 +12,23 @@ side). Pass them to the stage-2 sweep:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
-import yaml
+from rootfree.record import iter_runs
 
 SEARCHED = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 
 
 def finished_trials(runs: Path, optimizer: str) -> list[tuple[float, dict]]:
     """(validation accuracy, optimizer settings) of every finished run of ``optimizer``."""
-    trials = []
-    for status_path in runs.glob("*/status.json"):
-        status = json.loads(status_path.read_text())
-        if status.get("status") != "done":
-            continue
-        config = yaml.safe_load((status_path.parent / "config.yaml").read_text())
-        if config["optimizer"]["name"] == optimizer:
-            trials.append((status["final"]["val_acc"], config["optimizer"]))
-    return trials
+    return [
+        (record.final["val_acc"], record.config["optimizer"])
+        for record in iter_runs(runs)
+        if record.state == "done"
+        and not record.problems
+        and record.config["optimizer"]["name"] == optimizer
+    ]
 
 
 def narrowed_ranges(

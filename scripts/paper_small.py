@@ -13,7 +13,6 @@ Every step skips finished runs, so an interrupted `make paper-small` continues w
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -21,10 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from rootfree.record import RECORD_FILES, iter_runs
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("small_cnn", "vit")
 OPTIMIZERS = ("sgd", "adamw", "rootfree_adam", "rootfree_rmsprop", "shampoo", "rootfree_shampoo")
-RECORD_FILES = ("config.yaml", "status.json", "metrics.jsonl", "provenance.json")
 
 
 def train(*overrides: str, multirun: bool = False) -> None:
@@ -36,17 +36,17 @@ def train(*overrides: str, multirun: bool = False) -> None:
 def best_run(runs: Path, model: str, optimizer: str) -> Path:
     """The finished seed-0 run of (model, optimizer) with the highest validation accuracy."""
     best, best_acc = None, -1.0
-    for status_path in runs.glob("*/status.json"):
-        status = json.loads(status_path.read_text())
-        config = yaml.safe_load((status_path.parent / "config.yaml").read_text())
+    for record in iter_runs(runs):
+        config = record.config
         if (
-            status["status"] == "done"
+            record.state == "done"
+            and not record.problems
             and config["seed"] == 0
             and config["model"]["name"] == model
             and config["optimizer"]["name"] == optimizer
-            and status["final"]["val_acc"] > best_acc
+            and record.final["val_acc"] > best_acc
         ):
-            best, best_acc = status_path.parent, status["final"]["val_acc"]
+            best, best_acc = record.path, record.final["val_acc"]
     if best is None:
         raise RuntimeError(f"no finished run of {model} / {optimizer} in {runs}")
     return best

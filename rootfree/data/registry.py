@@ -24,6 +24,8 @@ class DatasetSpec:
     num_classes: int  # 0: read from the labels
     augmentation: str  # "none", "crop_flip" (CIFAR's) or "vit" (the paper's ImageWoof recipe)
     description: str
+    # (channels, image size, classes or 0 if only the files know) from the options, unloaded
+    shape: Callable[..., tuple[int, int, int]] = lambda **_: (0, 0, 0)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -32,30 +34,35 @@ DATASETS: dict[str, DatasetSpec] = {
         10,
         "none",
         "Fashion-MNIST, 28x28 grey, 60k/10k (the offline default)",
+        lambda **_: (1, 28, 10),
     ),
     "cifar10": DatasetSpec(
         lambda root, download, **_: load_cifar(10, root, download),
         10,
         "crop_flip",
         "CIFAR-10, 32x32 RGB, 50k/10k",
+        lambda **_: (3, 32, 10),
     ),
     "cifar100": DatasetSpec(
         lambda root, download, **_: load_cifar(100, root, download),
         100,
         "crop_flip",
         "CIFAR-100, 32x32 RGB, 50k/10k (the paper's CNN benchmark)",
+        lambda **_: (3, 32, 100),
     ),
     "imagefolder": DatasetSpec(
         lambda root, download, image_size=64, **_: load_imagefolder(root, image_size),
         0,
         "vit",
         "any ImageFolder with train/ and val/ (ImageWoof-10 in the paper), resized in memory",
+        lambda image_size=64, **_: (3, image_size, 0),
     ),
     "synthetic": DatasetSpec(
         lambda root, download, **kwargs: load_synthetic(**kwargs),
         0,
         "none",
         "generated class prototypes plus noise, for tests",
+        lambda classes=4, channels=1, size=8, **_: (channels, size, classes),
     ),
 }
 

@@ -6,9 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from rootfree.results.collect import collect_runs
+from rootfree.results.collect import collect
 from rootfree.results.select import run_scores, select_best
-from rootfree.results.tables import comparison_table, missing_cells, precision_table, to_markdown
+from rootfree.results.tables import (
+    comparison_table,
+    missing_cells,
+    precision_table,
+    skipped_note,
+    to_markdown,
+)
 from rootfree.results.tuning import tuning_curve
 
 
@@ -27,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plots", action="store_true", help="also write figures (PNG and PDF)")
     args = parser.parse_args(argv)
-    frame = collect_runs(args.runs)
+    frame, skipped = collect(args.runs)
+    for row in skipped.itertuples():
+        print(f"skipped: {row.path}: {row.reason}", file=sys.stderr)
     if frame.empty:
-        print(f"no run directories under {args.runs}", file=sys.stderr)
+        print(f"no usable run directories under {args.runs}", file=sys.stderr)
         return 1
     scores = run_scores(frame, args.epoch)
     chosen = select_best(scores)
@@ -38,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     frame.to_csv(args.out / "runs.csv", index=False)
     table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
     table.to_latex(args.out / "comparison.tex", index=False, float_format="%.4g")
-    (args.out / "comparison.md").write_text(to_markdown(table, f"Comparison ({args.epoch} epoch)"))
+    (args.out / "comparison.md").write_text(
+        to_markdown(table, f"Comparison ({args.epoch} epoch)") + skipped_note(skipped)
+    )
+    skipped.to_csv(args.out / "skipped.csv", index=False)
     precision = precision_table(scores)
     if not precision.empty:
         (args.out / "precision.md").write_text(
@@ -60,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             f"missing: {cell['dataset']} / {cell['model']} / {cell['optimizer']}: {cell['command']}"
         )
     print(f"wrote {args.out}/comparison.md, .tex, .csv and runs.csv ({len(table)} rows)")
-    return 1 if args.strict and missing else 0
+    return 1 if args.strict and (missing or len(skipped)) else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,17 @@ from rootfree.results.select import CELL
 from rootfree.results.stats import paired_difference, summarize, welch_difference
 
 REFERENCE = "sgd"
+UNFINISHED = ("running", "stale", "interrupted")
+
+
+def provenance_flag(runs: pd.DataFrame) -> str:
+    """'' when every seed ran the same code on the same data; else what differs."""
+    flags = []
+    for column, label in (("git_commit", "commits"), ("dataset_checksum", "datasets")):
+        values = runs[column].dropna() if column in runs else pd.Series(dtype=object)
+        if "mixed" in set(values) or values.nunique() > 1:
+            flags.append(f"mixed {label}")
+    return ", ".join(flags)
 
 
 def _test_by_seed(scores: pd.DataFrame, setting: str) -> dict[int, float]:
@@ -39,6 +50,8 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
             seeds=summary["n"],
             diverged=int((runs["status"] == "diverged").sum()),
             failed=int((runs["status"] == "failed").sum()),
+            unfinished=int(runs["status"].isin(UNFINISHED).sum()),
+            provenance=provenance_flag(runs),
             selection_split=cell["selection_split"],
         )
         reference = index.get((cell["dataset"], cell["model"], REFERENCE))
@@ -111,6 +124,18 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     splits = ", ".join(sorted(set(table["selection_split"]))) if len(table) else "none"
     note = f"Hyperparameters selected on the **{splits}** split; accuracies in %, +- is the 95% CI over seeds.\n\n"
     return f"# {title}\n\n{note}" + shown.to_markdown(index=False, floatfmt=".4g") + "\n"
+
+
+def skipped_note(skipped: pd.DataFrame) -> str:
+    """A footnote naming every run kept out of the table and why ('' when none was)."""
+    if skipped.empty:
+        return ""
+    lines = [f"- `{row.path}`: {row.reason}" for row in skipped.itertuples()]
+    return (
+        f"\n{skipped['run'].nunique()} run(s) skipped (not in any number above):\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def precision_table(scores: pd.DataFrame) -> pd.DataFrame:

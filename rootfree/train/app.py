@@ -1,30 +1,41 @@
-"""The Hydra-facing entry point: one job = one run directory, skipped if done, resumed if not."""
+"""The Hydra-facing entry point: one job = one run directory, skipped if done or already being
+trained, resumed if not; the config is checked before anything is loaded or written."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import shutil
+import signal
+import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from typing import Any
 
+import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from rootfree.record import FINAL_STATUSES, HASH_EXCLUDED, DiskFull, RunDir, config_hash
 from rootfree.train.loop import Diverged, Trainer, world
-from rootfree.train.rundir import NON_SEMANTIC_KEYS, RunDir, config_hash
+from rootfree.train.validate import ConfigError, validate_config
 
 log = logging.getLogger(__name__)
-FINAL_STATUSES = ("done", "diverged")
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def run_hash(*, _root_: DictConfig) -> str:
     """OmegaConf resolver ``${run_hash:}``: the run directory name for the config being launched."""
+    top_level = {key for key in HASH_EXCLUDED if "." not in key}
     semantic = {
         key: OmegaConf.to_container(_root_[key], resolve=True)
         if OmegaConf.is_config(_root_[key])
         else _root_[key]
         for key in _root_
-        if key not in NON_SEMANTIC_KEYS
+        if key not in top_level
     }
     return config_hash(semantic)
 
@@ -34,46 +45,136 @@ def run_hash(*, _root_: DictConfig) -> str:
 OmegaConf.register_new_resolver("run_hash", run_hash, replace=True)
 
 
-def run(cfg: DictConfig) -> float:
-    """Train the configured run (or skip/resume it); return the selection-split accuracy.
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived; like KeyboardInterrupt, no ``except Exception`` swallows it."""
 
-    A crash is recorded as ``failed`` (and re-raised outside multirun), a NaN as ``diverged``:
-    either way the other jobs of a sweep carry on and no finished run is touched.
-    """
-    hydra = HydraConfig.get()
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGINT (SLURM's stop, ``kill``, Ctrl-C) into ``Interrupted`` while training."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _claim(run_dir: RunDir, world_size: int) -> bool:
+    """Rank 0 takes the run's lock; under torchrun every rank learns whether it did."""
+    owned = run_dir.lock.acquire() if run_dir.writer else True
+    if world_size > 1:
+        flag = [owned]
+        dist.broadcast_object_list(flag, src=0)
+        owned = flag[0]
+    return owned
+
+
+def _reject(run_dir: RunDir, error: ConfigError) -> float:
+    """A bad config: remove the directory Hydra just made for it, say why in one line."""
+    if run_dir.writer and not (run_dir.path / "status.json").exists():
+        shutil.rmtree(run_dir.path, ignore_errors=True)
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        raise SystemExit(f"rootfree: {error}")
+    log.error("rootfree: %s; the sweep goes on", error)
+    return math.nan
+
+
+def run(cfg: DictConfig) -> float:
+    """Train the configured run (or skip/resume it); return the selection-split accuracy."""
     rank, world_size = world()
-    run_dir = RunDir(hydra.runtime.output_dir, writer=rank == 0)
+    run_dir = RunDir(HydraConfig.get().runtime.output_dir, writer=rank == 0)
     config = OmegaConf.to_container(cfg, resolve=True)
-    status = run_dir.status()
-    if status is not None and status["status"] in FINAL_STATUSES:
-        log.info("%s is %s already; skipping", run_dir.path, status["status"])
-        return status.get("final", {}).get("val_acc", math.nan)
+    try:
+        validate_config(config)
+    except ConfigError as error:
+        return _reject(run_dir, error)
+    if not _claim(run_dir, world_size):
+        holder = run_dir.lock.holder()
+        print(
+            f"{run_dir.path} is being trained by pid {holder.get('pid')} on {holder.get('host')}; "
+            "skipping",
+            file=sys.stderr,
+        )
+        return math.nan
+    try:
+        status = run_dir.status()
+        if status is not None and status["status"] in FINAL_STATUSES:
+            log.info("%s is %s already; skipping", run_dir.path, status["status"])
+            final = run_dir.metrics()[-1:] or [{}]
+            return final[0].get("val_acc", math.nan)
+        return _train(cfg, config, run_dir, world_size)
+    finally:
+        run_dir.lock.release()
+
+
+def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> float:
+    """Train under the lock; every way out is recorded in status.json."""
     if run_dir.writer:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir.path / "config.yaml", resolve=True)
     run_dir.set_status("running", run_hash=config_hash(config), world_size=world_size, error=None)
+    trainer = None
     try:
-        trainer = Trainer(config, run_dir)
-        run_dir.write_provenance(
-            dataset_checksum=trainer.data.checksum, selection_split=trainer.data.selection_split
+        with signals_interrupt():
+            trainer = Trainer(config, run_dir)
+            run_dir.record_launch(
+                dataset_checksum=trainer.data.checksum, selection_split=trainer.data.selection_split
+            )
+            resumed = trainer.resume()
+            final = trainer.fit()
+    except Interrupted as stop:
+        return _interrupted(run_dir, trainer, stop)
+    except DiskFull as error:
+        with contextlib.suppress(OSError):
+            run_dir.set_status("failed", error=str(error))
+        return _end_with_error(
+            run_dir, f"{error}; the partial file was removed, the last checkpoint kept"
         )
-        resumed = trainer.resume()
-        final = trainer.fit()
     except Diverged as error:
         run_dir.set_status("diverged", error=str(error))
         log.warning("%s diverged: %s", run_dir.path, error)
         return math.nan
     except Exception:
         run_dir.set_status("failed", error=traceback.format_exc(limit=20))
-        if hydra.mode != RunMode.MULTIRUN:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         log.exception("%s failed; the sweep goes on", run_dir.path)
         return math.nan
-    run_dir.set_status("done", final=final, resumed=resumed)
-    if not run_dir.writer:
-        return final["val_acc"]
-    print(
-        f"{run_dir.path}: test accuracy {final['test_acc']:.4f} "
-        f"(val {final['val_acc']:.4f}, train {final['train_acc']:.4f}) after {final['epoch']} epochs"
-    )
+    except BaseException as error:  # SystemExit from a launcher's own handler (submitit's USR2)
+        with contextlib.suppress(OSError):
+            run_dir.set_status("interrupted", error=repr(error))
+        raise
+    run_dir.set_status("done", resumed=resumed, epochs_done=final["epoch"])
+    if run_dir.writer:
+        print(
+            f"{run_dir.path}: test accuracy {final['test_acc']:.4f} (val {final['val_acc']:.4f}, "
+            f"train {final['train_acc']:.4f}) after {final['epoch']} epochs"
+        )
     return final["val_acc"]
+
+
+def _interrupted(run_dir: RunDir, trainer: Trainer | None, stop: Interrupted) -> float:
+    where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer else "start-up"
+    with contextlib.suppress(OSError):
+        run_dir.set_status("interrupted", error=f"{stop} at {where}")
+    print(f"{run_dir.path}: interrupted by {stop} at {where}; relaunch to resume", file=sys.stderr)
+    raise SystemExit(128 + stop.signum)
+
+
+def _end_with_error(run_dir: RunDir, message: str) -> float:
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        raise SystemExit(f"rootfree: {message}")
+    log.error("rootfree: %s", message)
+    return math.nan

@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rootfree.record.files import torch_bytes, write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file, then rename: a kill mid-write never leaves a torn ``path``.
+    """Serialize in memory, then write a unique temporary file and rename it over ``path``.
 
-    The checkpoint being replaced is kept as ``<name>.prev.pt``, the fallback if the new one
-    turns out unreadable.
+    A kill or a full disk mid-write never leaves a torn ``path`` or a stray temporary file. The
+    checkpoint being replaced is kept as ``<name>.prev.pt``, the fallback if the new one turns
+    out unreadable.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if path.exists():
-        os.replace(path, path.with_suffix(".prev.pt"))
-    os.replace(tmp, path)
+    write_bytes_atomic(path, torch_bytes(payload), keep_previous=path.with_suffix(".prev.pt"))
 
 
 def load_latest(path: Path) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rootfree.train.rundir import RunDir
+from rootfree.record import RunDir
 
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "disabled", "online")

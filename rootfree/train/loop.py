@@ -21,17 +21,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from rootfree.data import BatchLoader, DatasetSplits, load_dataset
-from rootfree.models import create_model
-from rootfree.optim import create_optimizer, optimizer_arguments
+from rootfree.record import RunDir
+from rootfree.train.build import build_data, build_model, build_optimizer, global_batch_size
 from rootfree.train.checkpoint import load_latest, save_atomic
 from rootfree.train.loggers import create_logger
 from rootfree.train.losses import make_loss
-from rootfree.train.rundir import RunDir
 from rootfree.train.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 AMP_MODES = ("off", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class Diverged(Exception):
@@ -60,62 +59,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
+    """One run: built from a resolved (and validated, ``rootfree.train.validate``) config."""
+
     def __init__(self, config: dict[str, Any], run_dir: RunDir) -> None:
         self.config, self.run_dir = config, run_dir
         self.trainer = config["trainer"]
-        if self.trainer["amp"] not in AMP_MODES:
-            raise ValueError(
-                f"Invalid trainer.amp: {self.trainer['amp']!r}; choose one of {list(AMP_MODES)}"
-            )
         self.accumulate = self.trainer["accumulate"]
-        if not isinstance(self.accumulate, int) or self.accumulate < 1:
-            raise ValueError(
-                f"Invalid trainer.accumulate: {self.accumulate!r} (must be an integer >= 1)"
-            )
         self.device = resolve_device(self.trainer["device"])
         self.rank, self.world_size = world()
         torch.manual_seed(config["seed"])
-
-        data = dict(config["dataset"])
-        batch_size, eval_batch_size = data.pop("batch_size"), data.pop("eval_batch_size")
-        self.data: DatasetSplits = load_dataset(**data)
-        loader = dict(mean=self.data.mean, std=self.data.std, device=self.device)
-        self.train_loader = BatchLoader(
-            *self.data.train,
-            batch_size=batch_size,
-            shuffle=True,
-            augment=self.data.augmentation,
-            seed=config["seed"],
-            drop_last=True,
-            rank=self.rank,
-            world_size=self.world_size,
-            **loader,
+        self.data, self.train_loader, self.eval_loaders = build_data(
+            config, self.device, self.rank, self.world_size
         )
-        self.eval_loaders = {
-            split: BatchLoader(*getattr(self.data, split), batch_size=eval_batch_size, **loader)
-            for split in ("val", "test")
-        }
-
-        model = dict(config["model"])
-        self.model = create_model(
-            model.pop("name"),
-            self.data.num_classes,
-            self.data.channels,
-            self.data.image_size,
-            **model,
+        self.model = build_model(
+            config, self.data.num_classes, self.data.channels, self.data.image_size
         ).to(self.device)
-        if self.trainer["channels_last"]:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        optimizer = dict(config["optimizer"])
-        name = optimizer.pop("name")
-        self.optimizer = create_optimizer(
-            name,
-            self.model,
-            # B: the batch the gradient averages over (all ranks, all accumulated micro-batches)
-            batch_size=self.train_loader.global_batch_size * self.accumulate,
-            decay_1d=self.trainer["decay_1d"],
-            **optimizer_arguments(name, optimizer),
-        )
+        self.batch_size = global_batch_size(config, self.world_size)
+        self.optimizer = build_optimizer(config, self.model, self.batch_size)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.forward = self.model
         if self.world_size > 1:
@@ -125,21 +85,24 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
         self.loss_fn = make_loss(self.trainer["loss"])
         self.eval_loss_fn = make_loss({**self.trainer["loss"], "label_smoothing": 0.0})
-        steps_per_epoch = self.steps_per_epoch = len(self.train_loader) // self.accumulate
-        if steps_per_epoch == 0:
-            raise ValueError(
-                f"Invalid batch setup: {len(self.data.train[1])} training samples make no full step of "
-                f"{self.train_loader.global_batch_size * self.accumulate}"
-            )
-        self.total_steps = self.trainer["max_steps"] or self.trainer["epochs"] * steps_per_epoch
-        self.epochs = math.ceil(self.total_steps / steps_per_epoch)
-        schedule = self.trainer["schedule"]
-        self.warmup_steps = round(schedule["warmup_epochs"] * steps_per_epoch)
-
+        self._plan_steps()
         self.epoch, self.batch, self.step = 0, 0, 0
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
         self.best_val_acc = -1.0
         self.wall_seconds = 0.0
+
+    def _plan_steps(self) -> None:
+        self.steps_per_epoch = len(self.train_loader) // self.accumulate
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"Invalid dataset.batch_size: {self.batch_size} samples per step, but only "
+                f"{len(self.data.train[1])} training samples"
+            )
+        self.total_steps = (
+            self.trainer["max_steps"] or self.trainer["epochs"] * self.steps_per_epoch
+        )
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.warmup_steps = round(self.trainer["schedule"]["warmup_epochs"] * self.steps_per_epoch)
 
     # -- precision -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -166,8 +129,14 @@ class Trainer:
         }
 
     def resume(self) -> bool:
+        """Continue from the last readable checkpoint; metrics.jsonl is cut back to match it."""
         payload = load_latest(self.run_dir.checkpoints / "last.pt")
         if payload is None:
+            if self.run_dir.metrics():
+                log.warning(
+                    "%s has metrics but no readable checkpoint: restarting", self.run_dir.path
+                )
+            self.run_dir.write_metrics([])
             return False
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -180,12 +149,18 @@ class Trainer:
         self.running = dict(payload["running"])
         self.best_val_acc = payload["best_val_acc"]
         self.wall_seconds = payload["wall_seconds"]
-        if self.run_dir.writer:
-            self.run_dir.write_metrics(
-                [r for r in self.run_dir.metrics() if r["epoch"] <= self.epoch]
-            )
+        self._restore_metrics()
         log.info("resumed at epoch %d, batch %d (step %d)", self.epoch, self.batch, self.step)
         return True
+
+    def _restore_metrics(self) -> None:
+        """Keep one row per epoch up to the checkpoint's; a row lost to a torn line stays lost,
+        and the warning (and the results module's gap check) says so."""
+        rows = {r["epoch"]: r for r in self.run_dir.metrics() if r["epoch"] <= self.epoch}
+        missing = sorted(set(range(1, self.epoch + 1)) - set(rows))
+        if missing:
+            log.warning("%s: metrics of epochs %s are unreadable", self.run_dir.path, missing)
+        self.run_dir.write_metrics([rows[e] for e in sorted(rows)])
 
     def save(self, best: bool = False) -> None:
         if not self.run_dir.writer:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from rootfree.record import SCHEMA, config_hash
+
 
 def write_run(
     root: Path,
@@ -30,7 +32,8 @@ def write_run(
         "seed": seed,
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    (run / "status.json").write_text(json.dumps({"status": status}))
+    record = {"schema": SCHEMA, "status": status, "run_hash": config_hash(config)}
+    (run / "status.json").write_text(json.dumps(record))
     rows = [
         {"epoch": i + 1, "lr": 0.123, "wall_seconds": 10.0 * (i + 1), "val_acc": v, "test_acc": t}
         for i, (v, t) in enumerate(zip(val, test))

@@ -6,6 +6,7 @@ import json
 
 import yaml
 
+from rootfree.record import read_run
 from tests.train.helpers import compose_config, train_py
 
 SMALL = ("dataset=synthetic", "trainer.epochs=1", "trainer.progress=false")
@@ -20,9 +21,7 @@ def test_random_search_samples_log_uniform_trials_and_a_relaunch_reruns_none(tmp
     lrs = [yaml.safe_load((run / "config.yaml").read_text())["optimizer"]["lr"] for run in runs]
     assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 1.0 for lr in lrs)
     best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    assert best["best_value"] == max(
-        json.loads((run / "status.json").read_text())["final"]["val_acc"] for run in runs
-    )
+    assert best["best_value"] == max(read_run(run).final["val_acc"] for run in runs)
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/metrics.jsonl")}
     again = train_py(*args, runs=tmp_path)
     assert again.returncode == 0

@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
+from rootfree.record import RunDir
 from rootfree.train.loop import Trainer
-from rootfree.train.rundir import RunDir
 from tests.train.helpers import compose_config
 
 TIMING = {"train_seconds", "wall_seconds", "images_per_second"}

@@ -1,0 +1,85 @@
+"""Where a run's numbers came from: code version, packages, machine, determinism, data.
+
+``provenance.json`` holds one entry per launch (``launches``): a resumed run appends, so a run
+continued under other code says so instead of overwriting its history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+# Keys whose change between launches means the run's numbers come from more than one code version.
+CODE_KEYS = ("git_commit", "git_dirty", "git_diff_sha", "torch", "package_version")
+
+
+def _git(*args: str) -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit, whether the tree differs from it (untracked files count), and a hash of
+    the difference, so two dirty launches can be told apart."""
+    status = _git("status", "--porcelain")
+    diff = _git("diff", "HEAD") if status else ""
+    commit = _git("rev-parse", "HEAD")
+    return {
+        "git_commit": commit.strip() if commit else None,
+        "git_dirty": None if status is None else bool(status.strip()),
+        "git_diff_sha": hashlib.sha256((diff or "").encode() + (status or "").encode()).hexdigest()[
+            :12
+        ]
+        if status
+        else None,
+    }
+
+
+def provenance() -> dict[str, Any]:
+    import torch
+
+    from rootfree import __version__
+
+    return {
+        **code_version(),
+        "package_version": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "device": torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else platform.processor(),
+        "host": platform.node(),
+        "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "launched": time.time(),
+    }
+
+
+def launches(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The launches of a provenance record (a schema-1 record is one flat launch)."""
+    if not record:
+        return []
+    return list(record["launches"]) if "launches" in record else [record]
+
+
+def code_changes(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple]:
+    """The code keys that differ between two launches: {key: (before, now)}."""
+    return {
+        key: (previous.get(key), current.get(key))
+        for key in CODE_KEYS
+        if previous.get(key) != current.get(key)
+    }

@@ -1,0 +1,85 @@
+"""Reading run directories for results and scripts: every problem named with its file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rootfree.record.hashing import hash_matches
+from rootfree.record.lock import is_locked
+from rootfree.record.provenance import launches
+from rootfree.record.rundir import RunDir, parse_metrics
+
+
+@dataclass
+class RunRecord:
+    """One run directory as read. ``state`` is its status, ``stale`` for a ``running`` run whose
+    process is gone, or ``unreadable``; ``problems`` say why it must stay out of a table."""
+
+    path: Path
+    config: dict[str, Any] | None
+    status: dict[str, Any] | None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    launches: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    state: str = "unreadable"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        """The last epoch's metrics: a run's result comes from metrics.jsonl alone."""
+        return self.metrics[-1] if self.metrics else None
+
+
+def _load_config(path: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    if not isinstance(config, dict):
+        raise ValueError("not a mapping")
+    return config
+
+
+def read_run(path: str | Path) -> RunRecord:
+    run_dir = RunDir(path, writer=False)
+    record = RunRecord(path=run_dir.path, config=None, status=run_dir.status())
+    try:
+        record.config = _load_config(run_dir.path / "config.yaml")
+    except Exception as error:  # missing, not YAML, not a mapping: all mean "unreadable"
+        record.problems.append(f"config.yaml is unreadable ({type(error).__name__})")
+    if record.status is None:
+        record.problems.append("status.json is missing or unreadable")
+    else:
+        record.state = record.status["status"]
+        if record.state == "running" and not is_locked(run_dir.path):
+            record.state = "stale"
+        stored = record.status.get("run_hash")
+        schema = record.status.get("schema", 1)
+        if record.config is not None and not (
+            stored and hash_matches(record.config, stored, schema)
+        ):
+            record.problems.append(
+                "config.yaml does not match the run's hash (edited after the run)"
+            )
+    metrics_path = run_dir.path / "metrics.jsonl"
+    if metrics_path.exists():
+        record.metrics, problems = parse_metrics(metrics_path.read_text(errors="replace"))
+        record.problems += problems
+    if record.state == "done" and not record.metrics:
+        record.problems.append("status is done but metrics.jsonl has no rows")
+    record.launches = launches(run_dir.provenance())
+    return record
+
+
+def iter_runs(root: str | Path) -> Iterator[RunRecord]:
+    """Every run directory below ``root`` (a folder with config.yaml or status.json), sorted."""
+    root = Path(root)
+    folders = {p.parent for name in ("config.yaml", "status.json") for p in root.rglob(name)}
+    for folder in sorted(folders):
+        if ".hydra" not in folder.parts:
+            yield read_run(folder)

@@ -1,0 +1,157 @@
+"""Check a whole resolved config before any data is loaded or any run directory is written.
+
+Each problem is a ``ConfigError`` whose one-line message names the key, the bad value and what
+would have been accepted. The model is built on the meta device with the dataset's shape and the
+optimizer on a stand-in model, so their own checks run in well under a second.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from rootfree.data.registry import DATASETS, SELECTION_SPLITS
+from rootfree.models import MODELS
+from rootfree.optim import OPTIMIZERS
+from rootfree.train.build import build_model, build_optimizer, global_batch_size
+from rootfree.train.loop import AMP_MODES, resolve_device
+from rootfree.train.losses import LOSSES
+from rootfree.train.schedule import SCHEDULES
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work: ``Invalid <key>: <value>; <what is valid>``."""
+
+    def __init__(self, key: str, value: Any, valid: str) -> None:
+        super().__init__(f"Invalid {key}: {value!r}; {valid}")
+        self.key = key
+
+
+def _number(key: str, value: Any, ok: Callable[[float], bool], valid: str) -> None:
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not is_number:
+        raise ConfigError(key, value, f"must be a number {valid}")
+    if not ok(value):
+        raise ConfigError(key, value, f"must be {valid}")
+
+
+def _integer(key: str, value: Any, minimum: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(
+            key, value, f"must be an integer >= {minimum}" + (" or null" if optional else "")
+        )
+
+
+def _choice(key: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise ConfigError(key, value, f"choose one of {sorted(choices)}")
+
+
+def _flag(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(key, value, "must be true or false")
+
+
+# Ranges of the paper's hyperparameter names, the same for every optimizer that has them.
+PAPER_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "> 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "lr_cov": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "damping": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "riemannian_momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+}
+
+
+def check_trainer(trainer: dict[str, Any]) -> None:
+    _integer("trainer.max_steps", trainer["max_steps"], 1, optional=True)
+    if trainer["max_steps"] is None:
+        _integer("trainer.epochs", trainer["epochs"], 1)
+    _integer("trainer.accumulate", trainer["accumulate"], 1)
+    _integer("trainer.log_every", trainer["log_every"], 1)
+    _integer("trainer.checkpoint_every_steps", trainer["checkpoint_every_steps"], 0)
+    _choice("trainer.amp", trainer["amp"], AMP_MODES)
+    for key in ("channels_last", "compile", "decay_1d", "progress"):
+        _flag(f"trainer.{key}", trainer[key])
+    try:
+        resolve_device(str(trainer["device"]))
+    except (ValueError, RuntimeError) as error:
+        raise ConfigError(
+            "trainer.device", trainer["device"], "use auto, cpu or cuda[:N] (with CUDA)"
+        ) from error
+    if trainer["grad_clip"] is not None:
+        _number("trainer.grad_clip", trainer["grad_clip"], lambda v: v > 0, "> 0 (or null)")
+    loss = trainer["loss"]
+    _choice("trainer.loss.kind", loss["kind"], LOSSES)
+    _number(
+        "trainer.loss.label_smoothing", loss["label_smoothing"], lambda v: 0 <= v < 1, "in [0, 1)"
+    )
+    schedule = trainer["schedule"]
+    _choice("trainer.schedule.kind", schedule["kind"], SCHEDULES)
+    _number("trainer.schedule.warmup_epochs", schedule["warmup_epochs"], lambda v: v >= 0, ">= 0")
+    _number("trainer.schedule.gamma", schedule["gamma"], lambda v: v > 0, "> 0")
+    _number(
+        "trainer.schedule.min_factor", schedule["min_factor"], lambda v: 0 <= v <= 1, "in [0, 1]"
+    )
+    for milestone in schedule["milestones"]:
+        _number(
+            "trainer.schedule.milestones",
+            milestone,
+            lambda v: 0 < v < 1,
+            "in (0, 1): fractions of training",
+        )
+
+
+def check_dataset(dataset: dict[str, Any]) -> tuple[int, int, int]:
+    """Checks the dataset settings; returns its (channels, image size, classes) without loading."""
+    _choice("dataset.name", dataset["name"], DATASETS)
+    _integer("dataset.batch_size", dataset["batch_size"], 1)
+    _integer("dataset.eval_batch_size", dataset["eval_batch_size"], 1)
+    _choice("dataset.selection_split", dataset.get("selection_split", "val"), SELECTION_SPLITS)
+    _number(
+        "dataset.val_fraction", dataset.get("val_fraction", 0.1), lambda v: 0 < v < 1, "in (0, 1)"
+    )
+    return DATASETS[dataset["name"]].shape(**dataset)
+
+
+def check_model(config: dict[str, Any], shape: tuple[int, int, int]) -> None:
+    _choice("model.name", config["model"]["name"], MODELS)
+    channels, image_size, classes = shape
+    try:
+        with torch.device("meta"):
+            build_model(config, classes or 10, channels, image_size)
+    except (ValueError, TypeError, AssertionError, RuntimeError) as error:
+        raise ConfigError(
+            "model", config["model"]["name"], f"cannot be built for this dataset: {error}"
+        ) from error
+
+
+def check_optimizer(config: dict[str, Any]) -> None:
+    settings = config["optimizer"]
+    _choice("optimizer.name", settings["name"], OPTIMIZERS)
+    for key, (ok, valid) in PAPER_RANGES.items():
+        if settings.get(key) is not None:
+            _number(f"optimizer.{key}", settings[key], ok, valid)
+    stand_in = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3, 2))
+    try:
+        build_optimizer(config, stand_in, global_batch_size(config))
+    except (ValueError, TypeError) as error:
+        raise ConfigError("optimizer", settings["name"], str(error)) from error
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for the first value of ``config`` that cannot work."""
+    for section in ("dataset", "model", "optimizer", "trainer"):
+        if not isinstance(config.get(section), dict):
+            raise ConfigError(section, config.get(section), "must be a config group")
+    _integer("seed", config.get("seed"), 0)
+    check_trainer(config["trainer"])
+    shape = check_dataset(config["dataset"])
+    check_optimizer(config)
+    check_model(config, shape)
