@@ -97,12 +97,15 @@ def load_dataset(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     selection_split: str = "val",
+    train_subset: int | None = None,
     **options: Any,
 ) -> DatasetSplits:
     """Load ``name`` and carve a seeded validation split from its training set.
 
     ``selection_split="test"`` is the paper's protocol (tuning on the test set): then no
     validation split is carved and "val" is the test set; runs record which one they used.
+    ``train_subset``: keep that many training samples (a seeded draw after the split), so small
+    studies can train to convergence; validation and test stay whole.
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
@@ -116,6 +119,9 @@ def load_dataset(
         train, val = raw["train"], raw["test"]
     else:
         train, val = train_val_split(*raw["train"], val_fraction=val_fraction, seed=split_seed)
+    if train_subset is not None:
+        keep = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(split_seed))
+        train = tuple(t[keep[:train_subset]] for t in train)
     images = train[0].float() / 255
     return DatasetSplits(
         train=train,

@@ -4,7 +4,8 @@ Excluded (they cannot change what a run computes): where things are written (``p
 is watched (``logger``, ``trainer.progress``, ``trainer.log_every``), how often it is saved
 (``trainer.checkpoint_every_steps``; a resumed run continues bitwise), which device it ran on
 (``trainer.device``; recorded in the provenance instead), and the launcher's own settings
-(``hydra``, ``tuning``). Everything else, the seed included, is part of the hash.
+(``hydra``, ``tuning``). Everything else, the seed included, is part of the hash, except keys
+set to null: an option added later with a null default leaves earlier runs' names unchanged.
 """
 
 from __future__ import annotations
@@ -47,7 +48,15 @@ def without_keys(config: dict[str, Any], dotted: Iterable[str]) -> dict[str, Any
     return out
 
 
-def _digest(config: dict[str, Any]) -> str:
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    return node
+
+
+def _digest(config: dict[str, Any], drop_nulls: bool = True) -> str:
+    if drop_nulls:
+        config = _without_nulls(config)
     canonical = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -62,7 +71,10 @@ def hash_matches(config: dict[str, Any], stored: str, schema: int) -> bool:
     readable); False for a config edited after its run was named."""
     if schema not in _RECIPES:
         raise ValueError(f"Unknown run-record schema: {schema!r}; known: {sorted(_RECIPES)}")
-    return any(_digest(without_keys(config, excluded)) == stored for excluded in _RECIPES[schema])
+    return any(
+        _digest(without_keys(config, excluded), drop_nulls=schema >= 2) == stored
+        for excluded in _RECIPES[schema]
+    )
 
 
 def setting_id(config: dict[str, Any], ignore_dtype: bool = False) -> str:

@@ -17,12 +17,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 # Keys whose change between launches means the run's numbers come from more than one code version.
 CODE_KEYS = ("git_commit", "git_dirty", "git_diff_sha", "torch", "package_version")
+REPO = Path(__file__).resolve().parents[2]  # the checkout the package runs from, if any
 
 
 def _git(*args: str) -> str | None:
-    root = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None

@@ -294,6 +294,11 @@ class Trainer:
         finally:
             logger.finish()
 
+    def _evaluates(self, epoch: int) -> bool:
+        """Evaluate every ``trainer.eval_every`` epochs (every epoch if null) and at the end."""
+        every = self.trainer.get("eval_every") or 1
+        return epoch % every == 0 or epoch == self.epochs or self.step >= self.total_steps
+
     def finish_epoch(self) -> dict[str, Any]:
         count = max(1, self.running["count"])
         epoch_seconds = self.running["seconds"]
@@ -308,13 +313,15 @@ class Trainer:
             "wall_seconds": self.wall_seconds,
             "images_per_second": count / epoch_seconds if epoch_seconds else None,
         }
-        for split in ("val", "test"):
-            row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
-        if not math.isfinite(row["val_loss"]):
-            raise Diverged(f"non-finite validation loss after epoch {self.epoch + 1}")
+        best = False
+        if self._evaluates(self.epoch + 1):
+            for split in ("val", "test"):
+                row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
+            if not math.isfinite(row["val_loss"]):
+                raise Diverged(f"non-finite validation loss after epoch {self.epoch + 1}")
+            best = row["val_acc"] > self.best_val_acc
+            self.best_val_acc = max(self.best_val_acc, row["val_acc"])
         self.run_dir.append_metrics(row)
-        best = row["val_acc"] > self.best_val_acc
-        self.best_val_acc = max(self.best_val_acc, row["val_acc"])
         self.epoch, self.batch = self.epoch + 1, 0
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
         self.save(best=best)

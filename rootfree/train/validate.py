@@ -76,6 +76,7 @@ def check_trainer(trainer: dict[str, Any]) -> None:
     _integer("trainer.accumulate", trainer["accumulate"], 1)
     _integer("trainer.log_every", trainer["log_every"], 1)
     _integer("trainer.checkpoint_every_steps", trainer["checkpoint_every_steps"], 0)
+    _integer("trainer.eval_every", trainer.get("eval_every"), 1, optional=True)
     _choice("trainer.amp", trainer["amp"], AMP_MODES)
     for key in ("channels_last", "compile", "decay_1d", "progress"):
         _flag(f"trainer.{key}", trainer[key])
@@ -113,6 +114,7 @@ def check_dataset(dataset: dict[str, Any]) -> tuple[int, int, int]:
     _choice("dataset.name", dataset["name"], DATASETS)
     _integer("dataset.batch_size", dataset["batch_size"], 1)
     _integer("dataset.eval_batch_size", dataset["eval_batch_size"], 1)
+    _integer("dataset.train_subset", dataset.get("train_subset"), 1, optional=True)
     _choice("dataset.selection_split", dataset.get("selection_split", "val"), SELECTION_SPLITS)
     _number(
         "dataset.val_fraction", dataset.get("val_fraction", 0.1), lambda v: 0 < v < 1, "in (0, 1)"

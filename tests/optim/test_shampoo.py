@@ -217,3 +217,22 @@ def test_invalid_settings_name_the_argument(bad):
     (name,) = bad
     with pytest.raises(ValueError, match=name):
         Shampoo([torch.nn.Parameter(torch.zeros(2))], **bad)
+
+
+def test_default_eps_in_fp32_gives_a_finite_root_of_a_low_rank_factor_every_refresh():
+    """A 16x3 parameter's 16x16 factor has rank <= 3: fp32 eigh returns eigenvalues slightly
+    below zero, which raised to -1/4 at eps 1e-12 are NaN unless the spectrum is shifted."""
+    torch.manual_seed(0)
+    param = torch.nn.Parameter(torch.randn(16, 3))
+    optimizer = Shampoo([param], lr=1e-3, update_every=1)  # default eps, fp32 roots
+    assert optimizer.defaults["eps"] == 1e-12
+    previous = None
+    for _ in range(6):
+        param.grad = torch.randn(16, 3)
+        optimizer.step()
+        state = optimizer.state[param]
+        assert int(state["root_failures"]) == 0
+        assert all(torch.isfinite(r).all() for r in state["roots"])
+        assert previous is None or not torch.equal(state["roots"][0], previous)
+        previous = state["roots"][0].clone()
+    assert torch.isfinite(param).all()

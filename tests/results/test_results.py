@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -229,3 +230,42 @@ def test_selection_compares_settings_on_their_shared_seeds(tmp_path):
     write_run(tmp_path, "b0", optimizer=SGD(0.01), seed=0, val=[0.85], test=[0.85])
     (chosen,) = select_best(run_scores(collect_runs(tmp_path))).to_dict("records")
     assert chosen["selection_val_acc"] == pytest.approx(0.90) and chosen["seeds"] == 3
+
+
+def test_unsound_records_are_skipped_named_and_fail_strict(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        write_run(runs, f"ok{seed}", optimizer=SGD(0.1), seed=seed, val=[0.5, 0.8], test=[0.5, 0.7])
+    torn = write_run(
+        runs, "torn", optimizer=SGD(0.2), seed=0, val=[0.5, 0.9, 0.9], test=[0.5, 0.9, 0.9]
+    )
+    lines = (torn / "metrics.jsonl").read_text().splitlines()
+    (torn / "metrics.jsonl").write_text("\n".join([lines[0], lines[1][:10], lines[2]]) + "\n")
+    tampered = write_run(runs, "tampered", optimizer=SGD(0.05), seed=0, val=[1.0], test=[1.0])
+    config = (tampered / "config.yaml").read_text()
+    (tampered / "config.yaml").write_text(config.replace("lr: 0.05", "lr: 0.5"))
+    garbage = write_run(runs, "garbage", optimizer=SGD(0.3), seed=0, val=[0.99], test=[0.99])
+    (garbage / "status.json").write_text("{not json")
+
+    out = tmp_path / "tables"
+    assert main([str(runs), "--out", str(out)]) == 0
+    table = (out / "comparison.md").read_text()
+    assert "70" in table and "99" not in table.split("skipped")[0]
+    for name, reason in (
+        ("torn", "metrics.jsonl line 2 is torn"),
+        ("tampered", "config.yaml does not match the run's hash"),
+        ("garbage", "status.json is missing or unreadable"),
+    ):
+        assert f"runs/{name}`: {reason}" in table
+    assert "3 run(s) skipped" in table
+    assert main([str(runs), "--out", str(out), "--strict", "--optimizers", "sgd"]) == 1
+
+
+def test_seeds_from_different_code_or_data_are_flagged(tmp_path):
+    for seed, commit in enumerate(("a", "a", "b")):
+        run = write_run(tmp_path, f"s{seed}", optimizer=SGD(0.1), seed=seed, val=[0.8], test=[0.7])
+        launch = {"git_commit": commit * 40, "dataset_checksum": "d"}
+        (run / "provenance.json").write_text(json.dumps({"launches": [launch]}))
+    scores = run_scores(collect_runs(tmp_path))
+    (row,) = comparison_table(scores, select_best(scores)).to_dict("records")
+    assert row["provenance"] == "mixed commits"

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from rootfree.record import RunDir
+from rootfree.record import RunDir, read_run
 from rootfree.train.loop import Trainer
 from tests.train.helpers import compose_config
 
@@ -86,6 +86,30 @@ def test_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog
     assert resumed_rows == straight_rows
     for key, value in straight_state.items():
         assert torch.equal(resumed_state[key], value), key
+
+
+def test_a_torn_metrics_row_costs_that_row_only_and_is_reported(tmp_path, caplog):
+    config = compose_config("experiment=smoke", "trainer.device=cpu", "trainer.epochs=3")
+    run(config, tmp_path, kill_at=12)  # the smoke data has 6 steps per epoch: 2 epochs logged
+    metrics = tmp_path / "metrics.jsonl"
+    first, second = metrics.read_text().splitlines()
+    metrics.write_text(first[:20] + "\n" + second + "\n")
+    with caplog.at_level(logging.WARNING):
+        trainer = run(config, tmp_path)
+    assert "metrics of epochs [1] are unreadable" in caplog.text
+    assert [r["epoch"] for r in trainer.run_dir.metrics()] == [2, 3]
+    assert "metrics.jsonl lacks epochs [1]" in read_run(tmp_path).problems
+
+
+def test_without_a_readable_checkpoint_a_run_restarts_with_fresh_metrics(tmp_path, caplog):
+    config = compose_config("experiment=smoke", "trainer.device=cpu", "trainer.epochs=3")
+    run(config, tmp_path, kill_at=12)
+    for name in ("last.pt", "last.prev.pt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        trainer = run(config, tmp_path)
+    assert "restarting" in caplog.text
+    assert [r["epoch"] for r in trainer.run_dir.metrics()] == [1, 2, 3]
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):

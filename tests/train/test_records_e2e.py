@@ -1,0 +1,147 @@
+"""Run records under races, signals, a full disk and bad configs, through the real train.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.train.helpers import ROOT, train_py
+
+SLOW_SMOKE = ("experiment=smoke", "dataset.train=12000", "trainer.checkpoint_every_steps=20")
+
+
+def launch(runs: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), f"paths.runs={runs}", *overrides],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(runs: Path, pattern: str, timeout: float = 120) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = list(runs.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.01)
+    raise AssertionError(f"no {pattern} under {runs} within {timeout} s")
+
+
+def epochs(run: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_second_launch_of_a_running_config_skips_it(tmp_path):
+    first = launch(tmp_path, *SLOW_SMOKE)
+    status = wait_for(tmp_path, "*/status.json")
+    second = train_py(*SLOW_SMOKE, runs=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "is being trained by pid" in second.stderr and "skipping" in second.stderr
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    run = status.parent
+    assert epochs(run) == [1, 2]
+    assert json.loads(status.read_text())["status"] == "done"
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_a_parallel_sweep_with_a_duplicated_override_trains_once(tmp_path):
+    result = train_py(
+        "-m",
+        "hydra/launcher=local",
+        "hydra.launcher.n_jobs=2",
+        *SLOW_SMOKE,
+        "seed=0,0",
+        runs=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (run,) = [p for p in tmp_path.iterdir() if (p / "status.json").exists()]
+    assert epochs(run) == [1, 2]
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+
+
+# drop-path draws random numbers every step, so a resume that forgot the RNG state would differ
+DROPPY = (
+    "experiment=smoke",
+    "model=vit",
+    "+model.drop_path_rate=0.2",
+    "dataset.train=4000",
+    "trainer.device=cpu",
+    "trainer.checkpoint_every_steps=10",
+)
+
+
+def test_sigterm_marks_the_run_interrupted_and_a_relaunch_continues_bitwise(tmp_path):
+    straight = train_py(*DROPPY, runs=tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+
+    runs = tmp_path / "stopped"
+    process = launch(runs, *DROPPY)
+    checkpoint = wait_for(runs, "*/checkpoints/last.pt")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    run = checkpoint.parent.parent
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted"
+
+    relaunch = train_py(*DROPPY, runs=runs)
+    assert relaunch.returncode == 0, relaunch.stderr
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert epochs(run) == [1, 2]
+    (straight_run,) = (tmp_path / "straight").iterdir()
+    want = torch.load(straight_run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    got = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["trainer.epochs=0"], "Invalid trainer.epochs: 0; must be an integer >= 1"),
+        (["optimizer.lr=abc"], "Invalid optimizer.lr: 'abc'; must be a number > 0"),
+        (
+            ["optimizer=sgd", "optimizer.momentum=1.5"],
+            "Invalid optimizer.momentum: 1.5; must be in [0, 1)",
+        ),
+    ],
+)
+def test_a_bad_value_fails_before_data_loads_and_leaves_no_run_directory(
+    tmp_path, overrides, message
+):
+    # the dataset root does not exist: had the data been loaded first, that would be the error
+    result = train_py("dataset.root=/nonexistent", *overrides, runs=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"rootfree: {message}"
+    assert "Traceback" not in result.stderr
+    assert not [p for p in tmp_path.glob("*") if p.is_dir()]
+
+
+def test_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        result = train_py("experiment=smoke", "model=vit", runs=disk)
+        files = [p.name for p in disk.rglob("*") if p.is_file()]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert result.returncode == 1
+    assert "no space left on the device writing" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr and "unexpected pos" not in result.stderr
+    assert not [f for f in files if f.endswith(".tmp")], files

@@ -1,0 +1,55 @@
+"""Config checks: every bad value is named with its key and what would be valid, before data."""
+
+from __future__ import annotations
+
+import pytest
+
+from rootfree.train.validate import ConfigError, validate_config
+from tests.train.helpers import compose_config
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["trainer.epochs=0"], "Invalid trainer.epochs: 0; must be an integer >= 1"),
+        (["trainer.max_steps=0"], "Invalid trainer.max_steps: 0; must be an integer >= 1 or null"),
+        (["trainer.accumulate=1.5"], "Invalid trainer.accumulate: 1.5"),
+        (["trainer.amp=fp8"], "Invalid trainer.amp: 'fp8'; choose one of ['bf16', 'fp16', 'off']"),
+        (["trainer.schedule.kind=step"], "Invalid trainer.schedule.kind: 'step'; choose one of"),
+        (["trainer.schedule.milestones=[0.5,70]"], "Invalid trainer.schedule.milestones: 70"),
+        (["trainer.loss.label_smoothing=1.0"], "Invalid trainer.loss.label_smoothing: 1.0"),
+        (["trainer.device=cuda"], "Invalid trainer.device: 'cuda'"),
+        (["trainer.progress=maybe"], "Invalid trainer.progress: 'maybe'; must be true or false"),
+        (["dataset.batch_size=0"], "Invalid dataset.batch_size: 0"),
+        (["dataset.train_subset=-5"], "Invalid dataset.train_subset: -5"),
+        (["optimizer.lr=abc"], "Invalid optimizer.lr: 'abc'; must be a number > 0"),
+        (["optimizer.lr=-1"], "Invalid optimizer.lr: -1; must be > 0"),
+        (
+            ["optimizer=sgd", "optimizer.momentum=1.5"],
+            "Invalid optimizer.momentum: 1.5; must be in [0, 1)",
+        ),
+        (["optimizer.lr_cov=0"], "Invalid optimizer.lr_cov: 0; must be in (0, 1]"),
+        (["optimizer.damping=-1e-3"], "Invalid optimizer.damping: -0.001; must be >= 0"),
+        (["+optimizer.betas=[0.9]"], "Invalid optimizer: 'rootfree_adam'"),
+        (
+            ["model=vit", "model.patch_size=5"],
+            "Invalid model: 'vit'; cannot be built for this dataset",
+        ),
+        (["seed=-1"], "Invalid seed: -1"),
+    ],
+)
+def test_bad_values_name_their_key_and_the_valid_range(overrides, message):
+    config = compose_config(*overrides)
+    if overrides == ["trainer.device=cuda"]:
+        pytest.importorskip("torch").cuda.is_available() and pytest.skip("CUDA is available")
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["optimizer=sgd"], ["optimizer=rootfree_shampoo"], ["model=vit"], ["experiment=smoke"]],
+)
+def test_good_configs_pass(overrides):
+    validate_config(compose_config(*overrides))
