@@ -6,7 +6,7 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
 INSTALLED := .make/installed
 
-.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small
+.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -65,3 +65,9 @@ paper-vit: install  ## the paper's ImageWoof-10 comparisons with its best hyperp
 
 paper-small: install  ## the comparison at small scale on CPU (searches, seeds, tables; under an hour)
 	$(PYTHON) scripts/paper_small.py
+
+study-plan:  ## the small-scale study's runs and estimated CPU time (experiments/study.yaml)
+	$(PYTHON) scripts/study.py plan
+
+study: install  ## run or resume the small-scale study (2 single-threaded jobs), collect its records
+	$(PYTHON) scripts/study.py run --jobs 2

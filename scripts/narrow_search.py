@@ -12,12 +12,10 @@ side). Pass them to the stage-2 sweep:
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from rootfree.record import iter_runs
-
-SEARCHED = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
+from rootfree.results.tuning import narrowed_ranges
 
 
 def finished_trials(runs: Path, optimizer: str) -> list[tuple[float, dict]]:
@@ -29,21 +27,6 @@ def finished_trials(runs: Path, optimizer: str) -> list[tuple[float, dict]]:
         and not record.problems
         and record.config["optimizer"]["name"] == optimizer
     ]
-
-
-def narrowed_ranges(
-    trials: list[tuple[float, dict]], top: float, margin: float
-) -> dict[str, tuple[float, float]]:
-    """Per searched hyperparameter: the [min, max] of the best ``top`` fraction, widened."""
-    if not trials:
-        raise ValueError("no finished trials to narrow from")
-    best = sorted(trials, key=lambda t: t[0], reverse=True)[: max(1, math.ceil(top * len(trials)))]
-    ranges = {}
-    for name in SEARCHED:
-        values = [settings[name] for _, settings in best if settings.get(name)]
-        if len(values) == len(best) and len({float(v) for v in values}) > 1:
-            ranges[name] = (min(values) / margin, max(values) * margin)
-    return ranges
 
 
 def as_overrides(ranges: dict[str, tuple[float, float]]) -> list[str]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from rootfree.results.select import CELL
+
+SEARCHED = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 
 
 def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -37,3 +41,18 @@ def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> 
                 }
             )
     return pd.DataFrame(rows)
+
+
+def narrowed_ranges(
+    trials: list[tuple[float, dict]], top: float, margin: float
+) -> dict[str, tuple[float, float]]:
+    """Per searched hyperparameter: the [min, max] of the best ``top`` fraction, widened."""
+    if not trials:
+        raise ValueError("no finished trials to narrow from")
+    best = sorted(trials, key=lambda t: t[0], reverse=True)[: max(1, math.ceil(top * len(trials)))]
+    ranges = {}
+    for name in SEARCHED:
+        values = [settings[name] for _, settings in best if settings.get(name)]
+        if len(values) == len(best) and len({float(v) for v in values}) > 1:
+            ranges[name] = (min(values) / margin, max(values) * margin)
+    return ranges

@@ -1,0 +1,251 @@
+"""`make study`: the small-scale study of experiments/study.yaml, resumable, N runs at a time.
+
+Per question and optimizer: stage 1 samples the wide space (conf/search/random/), stage 2 the
+range of stage 1's best trials, then the chosen setting (best mean validation accuracy over the
+trials, by ``rootfree.results.select_best``) is rerun with more seeds. Runs are plain train.py
+runs under ``runs/study/<question>``; a relaunch skips what is finished. ``--collect`` copies the
+finished run records (no checkpoints) to results/study/runs/<question>, the folder to commit.
+
+    python scripts/study.py plan                 # the runs and their estimated CPU time
+    python scripts/study.py run --jobs 2         # run (or resume) everything, single-threaded jobs
+    python scripts/study.py collect              # copy finished records for committing
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run
+from rootfree.results.collect import collect_runs
+from rootfree.results.select import run_scores, select_best
+from rootfree.results.tuning import narrowed_ranges
+
+ROOT = Path(__file__).resolve().parents[1]
+DESIGN = ROOT / "experiments" / "study.yaml"
+SPACE = re.compile(r"(tag\(log,\s*)?interval\(([^,]+),([^)]+)\)")
+
+
+def load_space(optimizer: str) -> dict[str, tuple[float, float, bool]]:
+    """The stage-1 space of ``optimizer``: {key: (low, high, log)} from conf/search/random/."""
+    text = yaml.safe_load((ROOT / "conf" / "search" / "random" / f"{optimizer}.yaml").read_text())
+    space = {}
+    for key, value in text.items():
+        match = SPACE.fullmatch(str(value).replace(" ", ""))
+        if match is None:
+            raise ValueError(f"cannot read the search space {key}: {value!r}")
+        space[key.removeprefix("optimizer.")] = (float(match[2]), float(match[3]), bool(match[1]))
+    return space
+
+
+def sample(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> list[dict]:
+    """``n`` settings drawn from ``space`` (log-uniform where marked), reproducibly."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        setting = {}
+        for key, (low, high, log) in sorted(space.items()):
+            value = (
+                math.exp(rng.uniform(math.log(low), math.log(high)))
+                if log
+                else rng.uniform(low, high)
+            )
+            setting[key] = float(f"{value:.4g}")
+        draws.append(setting)
+    return draws
+
+
+class Question:
+    """One comparison of the design and the run directories that answer it."""
+
+    def __init__(self, name: str, spec: dict, runs: Path) -> None:
+        self.name, self.spec, self.runs = name, spec, runs / name
+
+    def overrides(self, optimizer: str, setting: dict, seed: int) -> list[str]:
+        return [
+            *self.spec["overrides"],
+            f"optimizer={optimizer}",
+            *(f"optimizer.{k}={v}" for k, v in setting.items()),
+            f"seed={seed}",
+            f"paths.runs={self.runs}",
+        ]
+
+    def stage1(self, optimizer: str) -> list[dict]:
+        return sample(load_space(optimizer), self.spec["trials"][0], seed=1)
+
+    def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
+        wide = load_space(optimizer)
+        ranges = narrowed_ranges(trials, self.spec["top"], self.spec["margin"])
+        space = {
+            key: (
+                max(low, ranges.get(key, (low, high))[0]),
+                min(high, ranges.get(key, (low, high))[1]),
+                log,
+            )
+            for key, (low, high, log) in wide.items()
+        }
+        return sample(space, self.spec["trials"][1], seed=2)
+
+
+def compose_overrides(overrides: list[str]) -> dict:
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
+
+
+def run_path(overrides: list[str]) -> Path:
+    config = compose_overrides(overrides)
+    return Path(config["paths"]["runs"]) / config_hash(config)
+
+
+def is_final(overrides: list[str]) -> bool:
+    status = read_run(run_path(overrides)).status
+    return status is not None and status["status"] in FINAL_STATUSES
+
+
+def finished_trials(
+    question: Question, optimizer: str, settings: list[dict]
+) -> list[tuple[float, dict]]:
+    """(validation accuracy, setting) of the trials that finished as ``done``."""
+    out = []
+    for setting in settings:
+        record = read_run(run_path(question.overrides(optimizer, setting, 0)))
+        if record.state == "done" and not record.problems:
+            out.append((record.final["val_acc"], setting))
+    return out
+
+
+def chosen_setting(question: Question, optimizer: str, settings: list[dict]) -> dict:
+    """The trial the results module selects (best validation accuracy on seed 0)."""
+    frame = collect_runs(question.runs)
+    chosen = select_best(run_scores(frame[frame["optimizer"] == optimizer]))
+    (best,) = chosen["setting"]
+    from rootfree.record import setting_id
+
+    for setting in settings:
+        if setting_id(compose_overrides(question.overrides(optimizer, setting, 0))) == best:
+            return setting
+    raise RuntimeError(f"{question.name}/{optimizer}: the chosen setting is not a trial")
+
+
+def pending(question: Question, optimizer: str) -> list[list[str]]:
+    """The runs of (question, optimizer) that can start now; [] once all of them are final."""
+    first = question.stage1(optimizer)
+    todo = [question.overrides(optimizer, s, 0) for s in first]
+    todo = [o for o in todo if not is_final(o)]
+    if todo:
+        return todo
+    trials = finished_trials(question, optimizer, first)
+    if not trials:
+        raise RuntimeError(f"{question.name}/{optimizer}: every stage-1 trial failed or diverged")
+    second = question.stage2(optimizer, trials)
+    todo = [o for o in (question.overrides(optimizer, s, 0) for s in second) if not is_final(o)]
+    if todo:
+        return todo
+    best = chosen_setting(question, optimizer, first + second)
+    seeds = [question.overrides(optimizer, best, seed) for seed in range(1, question.spec["seeds"])]
+    return [o for o in seeds if not is_final(o)]
+
+
+def train(overrides: list[str], logs: Path) -> int:
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    name = config_hash(compose_overrides(overrides))
+    with open(logs / f"{name}.log", "w") as log:
+        command = [sys.executable, str(ROOT / "train.py"), *overrides]
+        return subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log).returncode
+
+
+def run_all(questions: list[Question], jobs: int, logs: Path) -> None:
+    """Keep ``jobs`` runs going until nothing is pending; report each as it ends."""
+    running: dict[Future, tuple[str, ...]] = {}
+    with ThreadPoolExecutor(jobs) as pool:
+        while True:
+            busy = set(running.values())
+            for question in questions:
+                for optimizer in question.spec["optimizers"]:
+                    for overrides in pending(question, optimizer):
+                        if len(running) < jobs and tuple(overrides) not in busy:
+                            running[pool.submit(train, overrides, logs)] = tuple(overrides)
+                            busy.add(tuple(overrides))
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                overrides = running.pop(future)
+                print(
+                    f"[study] rc={future.result()} {' '.join(o for o in overrides if 'paths' not in o)}",
+                    flush=True,
+                )
+
+
+def plan(questions: list[Question]) -> float:
+    """Print the runs per question and optimizer with their estimated CPU minutes; return hours."""
+    total = 0.0
+    for question in questions:
+        spec = question.spec
+        print(f"{question.name}: {spec['title']}")
+        for optimizer in spec["optimizers"]:
+            runs = sum(spec["trials"]) + spec["seeds"] - 1
+            minutes = spec["minutes"].get(optimizer, spec["minutes"]["default"])
+            total += runs * minutes
+            print(
+                f"  {optimizer:18s} {runs:4d} runs x {minutes:4.1f} min = {runs * minutes:6.1f} CPU min"
+            )
+    print(f"total: {total / 60:.1f} CPU hours")
+    return total / 60
+
+
+def collect(questions: list[Question], out: Path) -> int:
+    """Copy the records of final runs (config, status, metrics, provenance) to ``out``."""
+    copied = 0
+    for question in questions:
+        for run in sorted(question.runs.glob("*/status.json")):
+            record = read_run(run.parent)
+            if record.state not in FINAL_STATUSES:
+                continue
+            target = out / question.name / run.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            for name in RECORD_FILES:
+                if (run.parent / name).exists():
+                    shutil.copy2(run.parent / name, target / name)
+            copied += 1
+    print(f"collected {copied} finished runs into {out}")
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["plan", "run", "collect"])
+    parser.add_argument("--design", type=Path, default=DESIGN)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "study" / "runs")
+    parser.add_argument("--only", default="", help="comma-separated question names")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    design = yaml.safe_load(args.design.read_text())["questions"]
+    names = [n for n in args.only.split(",") if n] or list(design)
+    questions = [Question(name, design[name], args.runs.resolve()) for name in names]
+    if args.command == "plan":
+        plan(questions)
+    elif args.command == "run":
+        run_all(questions, args.jobs, args.runs / "logs")
+        collect(questions, args.out)
+    else:
+        collect(questions, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
