@@ -35,7 +35,7 @@ from rootfree.results.tuning import narrowed_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "experiments" / "study.yaml"
-SPACE = re.compile(r"(tag\(log,\s*)?interval\(([^,]+),([^)]+)\)")
+SPACE = re.compile(r"(tag\(log,)?interval\(([^,]+),([^)]+)\)\)?")
 
 
 def load_space(optimizer: str) -> dict[str, tuple[float, float, bool]]:
@@ -82,11 +82,19 @@ class Question:
             f"paths.runs={self.runs}",
         ]
 
+    def space(self, optimizer: str) -> dict[str, tuple[float, float, bool]]:
+        """The optimizer's stage-1 space with the question's bounds (``space``) applied."""
+        space = load_space(optimizer)
+        for key, (low, high) in self.spec.get("space", {}).items():
+            if key in space:
+                space[key] = (low, high, space[key][2])
+        return space
+
     def stage1(self, optimizer: str) -> list[dict]:
-        return sample(load_space(optimizer), self.spec["trials"][0], seed=1)
+        return sample(self.space(optimizer), self.spec["trials"][0], seed=1)
 
     def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
-        wide = load_space(optimizer)
+        wide = self.space(optimizer)
         ranges = narrowed_ranges(trials, self.spec["top"], self.spec["margin"])
         space = {
             key: (
