@@ -166,11 +166,11 @@ def pending(question: Question, optimizer: str) -> list[list[str]]:
     return [o for o in seeds if not is_final(o)]
 
 
-def train(overrides: list[str], logs: Path) -> int:
-    logs.mkdir(parents=True, exist_ok=True)
+def train(overrides: list[str], log_path: Path) -> int:
+    """One single-threaded train.py run (in a worker thread: no Hydra compose here)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    name = config_hash(compose_overrides(overrides))
-    with open(logs / f"{name}.log", "w") as log:
+    with open(log_path, "w") as log:
         command = [sys.executable, str(ROOT / "train.py"), *overrides]
         return subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log).returncode
 
@@ -185,7 +185,9 @@ def run_all(questions: list[Question], jobs: int, logs: Path) -> None:
                 for optimizer in question.spec["optimizers"]:
                     for overrides in pending(question, optimizer):
                         if len(running) < jobs and tuple(overrides) not in busy:
-                            running[pool.submit(train, overrides, logs)] = tuple(overrides)
+                            log_path = run_path(overrides).with_suffix(".log")
+                            log_path = logs / log_path.name
+                            running[pool.submit(train, overrides, log_path)] = tuple(overrides)
                             busy.add(tuple(overrides))
             if not running:
                 return
