@@ -1,0 +1,61 @@
+"""The study driver end to end at a tiny budget: two search stages, reseeding, collection."""
+
+from __future__ import annotations
+
+import yaml
+
+from rootfree.record import iter_runs
+from tests.scripts.test_benchmarks import load
+
+DESIGN = {
+    "questions": {
+        "tiny": {
+            "title": "tiny",
+            "overrides": ["experiment=smoke", "trainer.epochs=1"],
+            "optimizers": ["sgd"],
+            "space": {"lr": [0.01, 0.5]},
+            "trials": [3, 2],
+            "top": 0.67,
+            "margin": 1.0,
+            "seeds": 2,
+            "minutes": {"default": 0.1},
+        }
+    }
+}
+
+
+def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, capsys):
+    study = load("study")
+    design = tmp_path / "study.yaml"
+    design.write_text(yaml.safe_dump(DESIGN))
+    args = [
+        "--design",
+        str(design),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert study.main(["plan", *args]) == 0
+    assert "6 runs" in capsys.readouterr().out
+
+    assert study.main(["run", *args, "--jobs", "2"]) == 0
+    records = list(iter_runs(tmp_path / "runs" / "tiny"))
+    assert len(records) == 6 and all(r.state == "done" and not r.problems for r in records)
+    first = sorted(records, key=lambda r: r.status["started"])[:3]
+    stage1 = sorted((r.final["val_acc"], r.config["optimizer"]["lr"]) for r in first)
+    kept = [lr for _, lr in stage1[1:]]  # the best two thirds
+    lrs = {round(r.config["optimizer"]["lr"], 12) for r in records}
+    assert len(lrs) == 5, "3 + 2 trials, the chosen one reseeded"
+    seeded = [r for r in records if r.config["seed"] == 1]
+    assert len(seeded) == 1
+    stage2 = [r for r in records if r not in first and r.config["seed"] == 0]
+    assert all(min(kept) <= r.config["optimizer"]["lr"] <= max(kept) for r in stage2)
+    trials = [r for r in records if r.config["seed"] == 0]
+    (chosen,) = [r for r in trials if r.config["optimizer"] == seeded[0].config["optimizer"]]
+    assert chosen.final["val_acc"] == max(r.final["val_acc"] for r in trials)
+    assert len(list((tmp_path / "out" / "tiny").iterdir())) == 6
+
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
+    assert study.main(["run", *args]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")} == mtimes
