@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -34,3 +35,25 @@ def train_py(*args: str, runs: Path, timeout: int = 300) -> subprocess.Completed
         cwd=ROOT,
         env=env,
     )
+
+
+def launch(runs: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), f"paths.runs={runs}", *overrides],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(runs: Path, pattern: str, timeout: float = 120) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = list(runs.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.01)
+    raise AssertionError(f"no {pattern} under {runs} within {timeout} s")

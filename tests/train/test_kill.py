@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import torch
 
-from tests.train.helpers import ROOT, train_py
+from tests.train.helpers import launch, train_py, wait_for
 
 ARGS = (
     "experiment=smoke",
@@ -26,17 +22,8 @@ def test_sigkill_mid_epoch_then_relaunch_equals_uninterrupted(tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     runs = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), f"paths.runs={runs}", *ARGS],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not list(runs.glob("*/checkpoints/last.pt")) and time.time() < deadline:
-        time.sleep(0.005)
+    process = launch(runs, *ARGS)
+    wait_for(runs, "*/checkpoints/last.pt")
     alive = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()

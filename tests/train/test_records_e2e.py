@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.train.helpers import ROOT, train_py
+from tests.train.helpers import launch, train_py, wait_for
 
 SLOW_SMOKE = ("experiment=smoke", "dataset.train=12000", "trainer.checkpoint_every_steps=20")
-
-
-def launch(runs: Path, *overrides: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), f"paths.runs={runs}", *overrides],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(runs: Path, pattern: str, timeout: float = 120) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = list(runs.glob(pattern))
-        if found:
-            return found[0]
-        time.sleep(0.01)
-    raise AssertionError(f"no {pattern} under {runs} within {timeout} s")
 
 
 def epochs(run: Path) -> list[int]:
@@ -50,7 +25,8 @@ def test_a_second_launch_of_a_running_config_skips_it(tmp_path):
     second = train_py(*SLOW_SMOKE, runs=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "is being trained by pid" in second.stderr and "skipping" in second.stderr
-    assert first.wait(timeout=300) == 0, first.stderr.read()
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
     run = status.parent
     assert epochs(run) == [1, 2]
     assert json.loads(status.read_text())["status"] == "done"
