@@ -21,9 +21,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rootfree.data import load_dataset
-from rootfree.models import create_model
-from rootfree.optim import create_optimizer, optimizer_arguments
 from rootfree.record import RunDir
+from rootfree.train.build import build_model, build_optimizer, dataset_options, global_batch_size
 from rootfree.train.loop import Trainer, resolve_device
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -46,30 +45,15 @@ def bare(config: dict) -> float:
     device = resolve_device(trainer["device"])
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(trainer["amp"])
     torch.manual_seed(config["seed"])
-    data = config["dataset"]
-    splits = load_dataset(
-        **{k: v for k, v in data.items() if k not in ("batch_size", "eval_batch_size")}
-    )
+    splits = load_dataset(**dataset_options(config))
     images, labels = splits.train[0].to(device), splits.train[1].to(device)
     mean = torch.tensor(splits.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(splits.std, device=device).view(1, -1, 1, 1)
-    model_settings = dict(config["model"])
-    model = create_model(
-        model_settings.pop("name"),
-        splits.num_classes,
-        splits.channels,
-        splits.image_size,
-        **model_settings,
-    ).to(device)
+    model = build_model(config, splits.num_classes, splits.channels, splits.image_size).to(device)
     memory_format = torch.channels_last if trainer["channels_last"] else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    settings = dict(config["optimizer"])
-    name = settings.pop("name")
-    optimizer = create_optimizer(
-        name, model, batch_size=data["batch_size"], **optimizer_arguments(name, settings)
-    )
+    optimizer = build_optimizer(config, model, global_batch_size(config))
     loss_fn = torch.nn.CrossEntropyLoss()
-    batch, steps = data["batch_size"], config["trainer"]["max_steps"]
+    batch, steps = config["dataset"]["batch_size"], config["trainer"]["max_steps"]
     order = torch.randperm(len(labels), device=device)
     model.train()
     if device.type == "cuda":

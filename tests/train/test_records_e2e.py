@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.train.helpers import launch, train_py, wait_for
+from tests.train.helpers import ROOT, launch, train_py, wait_for
 
 SLOW_SMOKE = ("experiment=smoke", "dataset.train=12000", "trainer.checkpoint_every_steps=20")
 
@@ -121,3 +123,27 @@ def test_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(tmp_path):
     assert "no space left on the device writing" in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr and "unexpected pos" not in result.stderr
     assert not [f for f in files if f.endswith(".tmp")], files
+
+
+def test_a_launcher_that_exits_on_slurms_pre_timeout_signal_leaves_an_interrupted_run(tmp_path):
+    """submitit answers SLURM's USR2 by requeueing the job and exiting inside the task."""
+    wrapper = tmp_path / "submitit_like.py"
+    wrapper.write_text(
+        "import runpy, signal, sys\n"
+        "signal.signal(signal.SIGUSR2, lambda *_: sys.exit(-1))\n"
+        f"sys.argv = [{str(ROOT / 'train.py')!r}, *sys.argv[1:]]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    runs = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, str(wrapper), f"paths.runs={runs}", *SLOW_SMOKE],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = wait_for(runs, "*/checkpoints/last.pt")
+    process.send_signal(signal.SIGUSR2)
+    process.wait(timeout=60)
+    status = json.loads((checkpoint.parent.parent / "status.json").read_text())
+    assert status["status"] == "interrupted" and "SystemExit" in status["error"]
