@@ -17,8 +17,9 @@ def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> 
 
     Trials are settings (mean over their seeds); each k draws k trials with replacement
     ``resamples`` times. Returns cell columns, k, mean and the 5%/95% bootstrap quantiles.
+    Trials are ordered by their scores and each cell has its own generator, so the curve does
+    not depend on setting ids or on which other cells exist.
     """
-    rng = np.random.default_rng(seed)
     settings = (
         scores.dropna(subset=["val_acc"])
         .groupby(CELL + ["setting"])[["val_acc", "test_acc"]]
@@ -27,6 +28,8 @@ def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> 
     )
     rows = []
     for cell, trials in settings.groupby(CELL):
+        rng = np.random.default_rng(seed)
+        trials = trials.sort_values(["val_acc", "test_acc"], kind="stable")
         val, test = trials["val_acc"].to_numpy(), trials["test_acc"].to_numpy()
         for k in range(1, len(trials) + 1):
             draws = rng.integers(0, len(trials), size=(resamples, k))
