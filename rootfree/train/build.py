@@ -65,13 +65,17 @@ def build_model(
 def build_optimizer(
     config: dict[str, Any], model: nn.Module, batch_size: int
 ) -> torch.optim.Optimizer:
-    """The configured optimizer over ``model``, its paper-named settings translated, with B."""
+    """The configured optimizer over ``model``, its paper-named settings translated, with B.
+
+    ``optimizer.batch_size``, when set, replaces B (1 is the paper's no-B-scaling ablation).
+    """
     options = dict(config["optimizer"])
     name = options.pop("name")
+    fixed_b = options.pop("batch_size", None)
     return create_optimizer(
         name,
         model,
-        batch_size=batch_size,
+        batch_size=fixed_b or batch_size,
         decay_1d=config["trainer"]["decay_1d"],
         **optimizer_arguments(name, options),
     )

@@ -140,6 +140,7 @@ def check_optimizer(config: dict[str, Any]) -> None:
     for key, (ok, valid) in PAPER_RANGES.items():
         if settings.get(key) is not None:
             _number(f"optimizer.{key}", settings[key], ok, valid)
+    _integer("optimizer.batch_size", settings.get("batch_size"), 1, optional=True)
     stand_in = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3, 2))
     try:
         build_optimizer(config, stand_in, global_batch_size(config))

@@ -1,0 +1,26 @@
+"""Optimizer-state measurements logged with each evaluation (no per-step cost)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def second_moment_at_init(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The fraction of root-free second-moment coordinates still exactly at S_0.
+
+    In bf16 an EMA step smaller than half an ulp of S rounds back to S, so with a small lr_cov
+    the preconditioner can stay frozen at its start; this measures how much of it did.
+    Empty for optimizers without such a state.
+    """
+    total, frozen = 0, 0
+    for group in optimizer.param_groups:
+        if "second_moment_init" not in group:
+            continue
+        for param in group["params"]:
+            moment = optimizer.state.get(param, {}).get("second_moment")
+            if moment is not None:
+                total += moment.numel()
+                frozen += int((moment == group["second_moment_init"]).sum())
+    return {"second_moment_at_init": frozen / total} if total else {}
