@@ -9,6 +9,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
     python scripts/study.py plan                 # the runs and their estimated CPU time
     python scripts/study.py run --jobs 2         # run (or resume) everything, single-threaded jobs
     python scripts/study.py collect              # copy finished records for committing
+    python scripts/study.py report               # tables, validity checks, plots from records
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run
-from rootfree.results.collect import collect_runs
+from rootfree.results import validity
+from rootfree.results.collect import collect, collect_runs
+from rootfree.results.plots import error_curves, tuning_curves
 from rootfree.results.select import run_scores, select_best
-from rootfree.results.tuning import narrowed_ranges
+from rootfree.results.tables import comparison_table, skipped_note, to_markdown
+from rootfree.results.tuning import narrowed_ranges, tuning_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "experiments" / "study.yaml"
@@ -217,7 +222,7 @@ def plan(questions: list[Question]) -> float:
     return total / 60
 
 
-def collect(questions: list[Question], out: Path) -> int:
+def collect_records(questions: list[Question], out: Path) -> int:
     """Copy the records of final runs (config, status, metrics, provenance) to ``out``."""
     copied = 0
     for question in questions:
@@ -235,9 +240,65 @@ def collect(questions: list[Question], out: Path) -> int:
     return copied
 
 
+CHECKS = {
+    "converged": lambda frame, scores, chosen, spec: validity.converged(frame, chosen),
+    "warm": lambda frame, scores, chosen, spec: validity.warm_preconditioner(frame, chosen),
+    "tuning": lambda frame, scores, chosen, spec: validity.tuning_saturated(scores, chosen),
+    "seeds": lambda frame, scores, chosen, spec: validity.enough_seeds(chosen, spec["seeds"]),
+    "plateau": lambda frame, scores, chosen, spec: validity.plateaued(frame, chosen, "adamw"),
+}
+
+
+def with_mdd(table: pd.DataFrame) -> pd.DataFrame:
+    """Add the minimal detectable difference (power 0.8, two-sided 5%) at each cell's seeds."""
+    mdd = [validity.minimal_detectable_difference(r.std, int(r.seeds)) for r in table.itertuples()]
+    return table.assign(mdd=mdd)
+
+
+def report_question(question: Question, records: Path, out: Path) -> pd.DataFrame:
+    """Tables, validity checks and plots of one question from its committed records."""
+    frame, skipped = collect(records)
+    scores = run_scores(frame)
+    chosen = select_best(scores)
+    out.mkdir(parents=True, exist_ok=True)
+    table = with_mdd(comparison_table(scores, chosen))
+    table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
+    title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
+    (out / "comparison.md").write_text(to_markdown(table, title) + skipped_note(skipped))
+    checks = pd.concat(
+        [CHECKS[name](frame, scores, chosen, question.spec) for name in question.spec["checks"]],
+        ignore_index=True,
+    )
+    checks.to_csv(out / "validity.csv", index=False, float_format="%.6g")
+    lines = [
+        f"# Validity checks: {question.name}\n",
+        checks.to_markdown(index=False, floatfmt=".4g"),
+    ]
+    (out / "validity.md").write_text("\n".join(lines) + "\n")
+    curve = tuning_curve(scores)
+    curve.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
+    error_curves(frame, chosen, out, "epoch")
+    error_curves(frame, chosen, out, "wall_seconds")
+    tuning_curves(curve, out)
+    return checks
+
+
+def report(questions: list[Question], records: Path, out: Path) -> int:
+    """Every question with records; returns the number of failed validity checks."""
+    failed = 0
+    for question in questions:
+        if (records / question.name).exists():
+            checks = report_question(question, records / question.name, out / question.name)
+            failed += int((~checks["passed"]).sum())
+            print(
+                f"{question.name}: {len(checks)} validity checks, {int((~checks['passed']).sum())} failed"
+            )
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["plan", "run", "collect"])
+    parser.add_argument("command", choices=["plan", "run", "collect", "report"])
     parser.add_argument("--design", type=Path, default=DESIGN)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "study" / "runs")
@@ -251,9 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         plan(questions)
     elif args.command == "run":
         run_all(questions, args.jobs, args.runs / "logs")
-        collect(questions, args.out)
+        collect_records(questions, args.out)
+    elif args.command == "collect":
+        collect_records(questions, args.out)
     else:
-        collect(questions, args.out)
+        report(questions, args.out, args.out.parent)
     return 0
 
 

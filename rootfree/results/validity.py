@@ -1,0 +1,141 @@
+"""A study's validity criteria as pure functions of its tidy frame and its chosen settings.
+
+Each check returns one row per chosen (dataset, model, optimizer) cell with the measured value,
+the threshold and whether it passed, so a report prints them beside the comparison they guard.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rootfree.results.select import CELL
+from rootfree.results.stats import summarize
+
+
+def _chosen_runs(frame: pd.DataFrame, cell: pd.Series) -> pd.DataFrame:
+    return frame[(frame["setting"] == cell["setting"]) & (frame["status"] == "done")]
+
+
+def _final_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    logged = runs.dropna(subset=["epoch"])
+    return logged.loc[logged.groupby("run")["epoch"].idxmax()]
+
+
+def _row(cell: pd.Series, check: str, value: float, threshold: str, passed: bool) -> dict:
+    return {
+        **{c: cell[c] for c in CELL},
+        "check": check,
+        "value": value,
+        "threshold": threshold,
+        "passed": bool(passed),
+    }
+
+
+def converged(frame: pd.DataFrame, chosen: pd.DataFrame, minimum: float = 0.99) -> pd.DataFrame:
+    """Every seed of the chosen setting ends with training accuracy >= ``minimum``."""
+    rows = []
+    for _, cell in chosen.iterrows():
+        final = _final_rows(_chosen_runs(frame, cell))
+        value = float(final["train_acc"].min()) if len(final) else math.nan
+        rows.append(
+            _row(cell, "train accuracy (worst seed)", value, f">= {minimum:g}", value >= minimum)
+        )
+    return pd.DataFrame(rows)
+
+
+def warm_preconditioner(
+    frame: pd.DataFrame, chosen: pd.DataFrame, multiple: float = 5.0
+) -> pd.DataFrame:
+    """Steps taken x lr_cov >= ``multiple``: the second-moment EMA (time constant 1 / lr_cov
+    steps) has forgotten its start. Cells without an lr_cov are not checked."""
+    rows = []
+    for _, cell in chosen.iterrows():
+        runs = _chosen_runs(frame, cell)
+        if runs.empty or pd.isna(runs["lr_cov"].iloc[0]):
+            continue
+        steps = float(_final_rows(runs)["step"].min())
+        value = steps * float(runs["lr_cov"].iloc[0])
+        rows.append(_row(cell, "steps x lr_cov", value, f">= {multiple:g}", value >= multiple))
+    return pd.DataFrame(rows)
+
+
+def expected_best(values: np.ndarray, k: int) -> float:
+    """E[max of k draws with replacement from ``values``], exactly: sum_i v_(i) P(max = v_(i))."""
+    ordered = np.sort(values)
+    n = len(ordered)
+    cdf = (np.arange(1, n + 1) / n) ** k
+    return float(np.sum(ordered * np.diff(np.concatenate([[0.0], cdf]))))
+
+
+def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """E[best validation accuracy] at N trials minus at N/2 is below the chosen setting's
+    95% CI half-width over seeds: more trials would not change the pick beyond seed noise."""
+    rows = []
+    for _, cell in chosen.iterrows():
+        mine = scores[(scores[CELL] == cell[CELL]).all(axis=1)].dropna(subset=["val_acc"])
+        trials = mine[mine["seed"] == mine["seed"].min()].groupby("setting")["val_acc"].mean()
+        gain = expected_best(trials.to_numpy(), len(trials)) - expected_best(
+            trials.to_numpy(), max(1, len(trials) // 2)
+        )
+        noise = summarize(mine[mine["setting"] == cell["setting"]]["val_acc"].tolist())["ci"]
+        rows.append(
+            _row(
+                cell,
+                f"E[best val] gain from {len(trials) // 2} to {len(trials)} trials",
+                gain,
+                f"< seed CI {noise:.4f}",
+                gain < noise,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def enough_seeds(chosen: pd.DataFrame, minimum: int = 5) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            _row(c, "seeds", c["seeds"], f">= {minimum}", c["seeds"] >= minimum)
+            for _, c in chosen.iterrows()
+        ]
+    )
+
+
+def plateaued(
+    frame: pd.DataFrame, chosen: pd.DataFrame, optimizer: str, fraction: float = 0.75
+) -> pd.DataFrame:
+    """``optimizer``'s mean validation accuracy gains less than its seed CI over the last
+    ``1 - fraction`` of training (the run has reached its plateau)."""
+    rows = []
+    for _, cell in chosen[chosen["optimizer"] == optimizer].iterrows():
+        runs = _chosen_runs(frame, cell).dropna(subset=["val_acc"])
+        curve = runs.groupby("epoch")["val_acc"].mean()
+        last = curve.index.max()
+        earlier = curve[curve.index <= fraction * last]
+        if earlier.empty:
+            continue
+        gain = float(curve[last] - earlier.iloc[-1])
+        noise = summarize(runs[runs["epoch"] == last]["val_acc"].tolist())["ci"]
+        rows.append(
+            _row(
+                cell,
+                f"val gain after epoch {earlier.index[-1]:g} of {last:g}",
+                gain,
+                f"< seed CI {noise:.4f}",
+                gain < noise,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def minimal_detectable_difference(
+    std: float, n: int, power: float = 0.8, alpha: float = 0.05
+) -> float:
+    """The smallest true difference of two means over ``n`` seeds each (common ``std``) that a
+    two-sided t-test at ``alpha`` detects with probability ``power``."""
+    if n < 2 or not math.isfinite(std):
+        return math.nan
+    dof = 2 * n - 2
+    return (stats.t.ppf(1 - alpha / 2, dof) + stats.t.ppf(power, dof)) * std * math.sqrt(2 / n)

@@ -1,0 +1,89 @@
+"""The study's validity criteria against brute force and textbook formulas."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from rootfree.results.validity import (
+    converged,
+    expected_best,
+    minimal_detectable_difference,
+    tuning_saturated,
+    warm_preconditioner,
+)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_expected_best_equals_the_mean_over_every_draw(k):
+    values = np.array([0.3, 0.7, 0.5, 0.7])
+    draws = [max(d) for d in itertools.product(values, repeat=k)]
+    assert expected_best(values, k) == pytest.approx(np.mean(draws))
+
+
+def test_minimal_detectable_difference_has_the_stated_power():
+    n, std = 5, 0.01
+    mdd = minimal_detectable_difference(std, n)
+    dof, critical = 2 * n - 2, stats.t.ppf(0.975, 2 * n - 2)
+    shift = mdd / (std * np.sqrt(2 / n))
+    power = stats.nct.sf(critical, dof, shift) + stats.nct.cdf(-critical, dof, shift)
+    assert power == pytest.approx(0.8, abs=0.03)
+
+
+def cell_frame(rows):
+    base = {"dataset": "d", "model": "m", "optimizer": "o", "status": "done"}
+    return pd.DataFrame([{**base, **row} for row in rows])
+
+
+CHOSEN = pd.DataFrame(
+    [{"dataset": "d", "model": "m", "optimizer": "o", "setting": "a", "seeds": 2}]
+)
+
+
+def test_convergence_and_warmth_use_the_chosen_settings_worst_final_epoch():
+    frame = cell_frame(
+        [
+            {"run": "r0", "setting": "a", "epoch": 1, "step": 10, "train_acc": 0.5, "lr_cov": 0.1},
+            {
+                "run": "r0",
+                "setting": "a",
+                "epoch": 2,
+                "step": 40,
+                "train_acc": 0.995,
+                "lr_cov": 0.1,
+            },
+            {
+                "run": "r1",
+                "setting": "a",
+                "epoch": 2,
+                "step": 40,
+                "train_acc": 0.985,
+                "lr_cov": 0.1,
+            },
+            {"run": "r2", "setting": "b", "epoch": 2, "step": 40, "train_acc": 0.2, "lr_cov": 0.1},
+        ]
+    )
+    (row,) = converged(frame, CHOSEN).to_dict("records")
+    assert row["value"] == 0.985 and not row["passed"]
+    (row,) = warm_preconditioner(frame, CHOSEN).to_dict("records")
+    assert row["value"] == pytest.approx(4.0) and not row["passed"]
+
+
+def test_tuning_is_saturated_when_more_trials_gain_less_than_seed_noise():
+    trials = [
+        {"setting": s, "seed": 0, "val_acc": v} for s, v in zip("abcd", (0.80, 0.79, 0.6, 0.5))
+    ]
+    seeds = [{"setting": "a", "seed": s, "val_acc": v} for s, v in ((1, 0.78), (2, 0.82))]
+    scores = cell_frame(trials + seeds)
+    (row,) = tuning_saturated(scores, CHOSEN).to_dict("records")
+    values = np.array([0.80, 0.79, 0.6, 0.5])
+    gain = np.mean([max(d) for d in itertools.product(values, repeat=4)]) - np.mean(
+        [max(d) for d in itertools.product(values, repeat=2)]
+    )
+    assert row["value"] == pytest.approx(gain)
+    ci = stats.t.ppf(0.975, 2) * np.std([0.80, 0.78, 0.82], ddof=1) / np.sqrt(3)
+    assert row["passed"] == (gain < ci)
