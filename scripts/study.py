@@ -15,6 +15,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import re
@@ -35,6 +36,7 @@ from rootfree.results import validity
 from rootfree.results.collect import collect, collect_runs
 from rootfree.results.plots import error_curves, tuning_curves
 from rootfree.results.select import run_scores, select_best
+from rootfree.results.stats import summarize
 from rootfree.results.tables import comparison_table, skipped_note, to_markdown
 from rootfree.results.tuning import narrowed_ranges, tuning_curve
 
@@ -72,20 +74,36 @@ def sample(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> li
     return draws
 
 
+def merge_overrides(*groups: list[str]) -> list[str]:
+    """Overrides in order, a later one replacing an earlier one of the same key (Hydra refuses
+    two values for one key)."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for override in group:
+            merged[override.split("=", 1)[0].lstrip("+")] = override
+    return list(merged.values())
+
+
 class Question:
     """One comparison of the design and the run directories that answer it."""
 
     def __init__(self, name: str, spec: dict, runs: Path) -> None:
         self.name, self.spec, self.runs = name, spec, runs / name
 
-    def overrides(self, optimizer: str, setting: dict, seed: int) -> list[str]:
-        return [
-            *self.spec["overrides"],
-            f"optimizer={optimizer}",
-            *(f"optimizer.{k}={v}" for k, v in setting.items()),
-            f"seed={seed}",
-            f"paths.runs={self.runs}",
-        ]
+    def overrides(
+        self,
+        optimizer: str,
+        setting: dict,
+        seed: int,
+        extra: list[str] = (),
+        runs: Path | None = None,
+    ) -> list[str]:
+        return merge_overrides(
+            self.spec["overrides"],
+            [f"optimizer={optimizer}", *(f"optimizer.{k}={v}" for k, v in setting.items())],
+            extra,
+            [f"seed={seed}", f"paths.runs={runs or self.runs}"],
+        )
 
     def space(self, optimizer: str) -> dict[str, tuple[float, float, bool]]:
         """The optimizer's stage-1 space with the question's bounds (``space``) applied."""
@@ -152,23 +170,59 @@ def chosen_setting(question: Question, optimizer: str, settings: list[dict]) -> 
     raise RuntimeError(f"{question.name}/{optimizer}: the chosen setting is not a trial")
 
 
-def pending(question: Question, optimizer: str) -> list[list[str]]:
-    """The runs of (question, optimizer) that can start now; [] once all of them are final."""
+def unfinished(runs) -> list[list[str]]:
+    return [overrides for overrides in runs if not is_final(overrides)]
+
+
+def progress(question: Question, optimizer: str) -> tuple[list[list[str]], dict | None]:
+    """(the runs of (question, optimizer) that can start now, the chosen setting once both
+    search stages are final)."""
     first = question.stage1(optimizer)
-    todo = [question.overrides(optimizer, s, 0) for s in first]
-    todo = [o for o in todo if not is_final(o)]
+    todo = unfinished(question.overrides(optimizer, s, 0) for s in first)
     if todo:
-        return todo
+        return todo, None
     trials = finished_trials(question, optimizer, first)
     if not trials:
         raise RuntimeError(f"{question.name}/{optimizer}: every stage-1 trial failed or diverged")
     second = question.stage2(optimizer, trials)
-    todo = [o for o in (question.overrides(optimizer, s, 0) for s in second) if not is_final(o)]
+    todo = unfinished(question.overrides(optimizer, s, 0) for s in second)
     if todo:
-        return todo
+        return todo, None
     best = chosen_setting(question, optimizer, first + second)
-    seeds = [question.overrides(optimizer, best, seed) for seed in range(1, question.spec["seeds"])]
-    return [o for o in seeds if not is_final(o)]
+    seeds = range(1, question.spec["seeds"])
+    return unfinished(question.overrides(optimizer, best, seed) for seed in seeds), best
+
+
+def derived_runs(
+    question: Question, source: Question
+) -> dict[tuple[str, ...], list[list[str]]] | None:
+    """A derived question's runs by grid labels: the source's chosen setting of
+    ``optimizer`` with each grid combination's overrides; None until that setting is known."""
+    optimizer = question.spec["optimizer"]
+    _, best = progress(source, optimizer)
+    if best is None:
+        return None
+    grid = question.spec["grid"]
+    runs = {}
+    for combination in itertools.product(*(grid[axis].items() for axis in grid)):
+        labels = tuple(str(label) for label, _ in combination)
+        extra = [
+            *question.spec.get("overrides", []),
+            *(o for _, group in combination for o in group),
+        ]
+        runs[labels] = [
+            source.overrides(optimizer, best, seed, extra, runs=question.runs)
+            for seed in range(question.spec["seeds"])
+        ]
+    return runs
+
+
+def pending(question: Question, questions: dict[str, Question]) -> list[list[str]]:
+    """Every run of ``question`` that can start now."""
+    if question.spec.get("kind") == "derived":
+        runs = derived_runs(question, questions[question.spec["from"]])
+        return [] if runs is None else unfinished(o for group in runs.values() for o in group)
+    return [o for opt in question.spec["optimizers"] for o in progress(question, opt)[0]]
 
 
 def train(overrides: list[str], log_path: Path) -> int:
@@ -180,20 +234,20 @@ def train(overrides: list[str], log_path: Path) -> int:
         return subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log).returncode
 
 
-def run_all(questions: list[Question], jobs: int, logs: Path) -> None:
+def run_all(
+    questions: list[Question], everything: dict[str, Question], jobs: int, logs: Path
+) -> None:
     """Keep ``jobs`` runs going until nothing is pending; report each as it ends."""
     running: dict[Future, tuple[str, ...]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while True:
             busy = set(running.values())
             for question in questions:
-                for optimizer in question.spec["optimizers"]:
-                    for overrides in pending(question, optimizer):
-                        if len(running) < jobs and tuple(overrides) not in busy:
-                            log_path = run_path(overrides).with_suffix(".log")
-                            log_path = logs / log_path.name
-                            running[pool.submit(train, overrides, log_path)] = tuple(overrides)
-                            busy.add(tuple(overrides))
+                for overrides in pending(question, everything):
+                    if len(running) < jobs and tuple(overrides) not in busy:
+                        log_path = logs / run_path(overrides).with_suffix(".log").name
+                        running[pool.submit(train, overrides, log_path)] = tuple(overrides)
+                        busy.add(tuple(overrides))
             if not running:
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -205,20 +259,42 @@ def run_all(questions: list[Question], jobs: int, logs: Path) -> None:
                 )
 
 
-def plan(questions: list[Question]) -> float:
-    """Print the runs per question and optimizer with their estimated CPU minutes; return hours."""
+def plan_rows(question: Question) -> list[tuple[str, int, float]]:
+    """(what, runs, CPU minutes per run) of a question, before anything has run."""
+    spec, minutes = question.spec, question.spec["minutes"]
+    if spec.get("kind") == "derived":
+        cells = math.prod(len(axis) for axis in spec["grid"].values())
+        each = {str(k): v for k, v in minutes.items()}
+        return (
+            [
+                (label, spec["seeds"], each.get(label, minutes["default"]))
+                for label in _grid_labels(spec)
+            ]
+            if cells
+            else []
+        )
+    runs = sum(spec["trials"]) + spec["seeds"] - 1
+    return [(opt, runs, minutes.get(opt, minutes["default"])) for opt in spec["optimizers"]]
+
+
+def _grid_labels(spec: dict) -> list[str]:
+    return [
+        "/".join(map(str, c))
+        for c in itertools.product(*(axis.keys() for axis in spec["grid"].values()))
+    ]
+
+
+def plan(questions: list[Question], jobs: int) -> float:
+    """Print the runs of each question with their estimated CPU minutes; return CPU hours."""
     total = 0.0
     for question in questions:
-        spec = question.spec
-        print(f"{question.name}: {spec['title']}")
-        for optimizer in spec["optimizers"]:
-            runs = sum(spec["trials"]) + spec["seeds"] - 1
-            minutes = spec["minutes"].get(optimizer, spec["minutes"]["default"])
+        print(f"{question.name}: {question.spec['title']}")
+        for what, runs, minutes in plan_rows(question):
             total += runs * minutes
             print(
-                f"  {optimizer:18s} {runs:4d} runs x {minutes:4.1f} min = {runs * minutes:6.1f} CPU min"
+                f"  {what:22s} {runs:4d} runs x {minutes:4.1f} min = {runs * minutes:6.1f} CPU min"
             )
-    print(f"total: {total / 60:.1f} CPU hours")
+    print(f"total: {total / 60:.1f} CPU hours, about {total / 60 / jobs:.1f} h with {jobs} jobs")
     return total / 60
 
 
@@ -283,11 +359,55 @@ def report_question(question: Question, records: Path, out: Path) -> pd.DataFram
     return checks
 
 
-def report(questions: list[Question], records: Path, out: Path) -> int:
+def derived_table(question: Question, source: Question) -> pd.DataFrame:
+    """Per grid cell: seeds, test accuracy mean and CI, final train accuracy, the fraction of
+    second-moment coordinates still at S0, training images/s, and runs that did not finish."""
+    rows = []
+    for labels, group in (derived_runs(question, source) or {}).items():
+        records = [read_run(run_path(overrides)) for overrides in group]
+        done = [r for r in records if r.state == "done" and not r.problems]
+        test = summarize([r.final["test_acc"] for r in done])
+        speed = [
+            np.mean([m["images_per_second"] for m in r.metrics if m.get("images_per_second")])
+            for r in done
+        ]
+        rows.append(
+            {
+                **dict(zip(question.spec["grid"], labels)),
+                "seeds": test["n"],
+                "test_acc": test["mean"],
+                "ci95": test["ci"],
+                "train_acc": np.mean([r.final["train_acc"] for r in done]) if done else math.nan,
+                "s_at_init": np.mean([r.final.get("second_moment_at_init", math.nan) for r in done])
+                if done
+                else math.nan,
+                "images_per_s": np.mean(speed) if speed else math.nan,
+                "not_done": sum(r.state != "done" for r in records),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def report_derived(question: Question, everything: dict[str, Question], out: Path) -> None:
+    table = derived_table(question, everything[question.spec["from"]])
+    if table.empty:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "table.csv", index=False, float_format="%.6g")
+    shown = table.assign(test_acc=table["test_acc"] * 100, ci95=table["ci95"] * 100)
+    text = f"# {question.spec['title']}\n\nTest accuracy in %, +- the 95% CI over seeds.\n\n"
+    (out / "table.md").write_text(text + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+
+def report(
+    questions: list[Question], everything: dict[str, Question], records: Path, out: Path
+) -> int:
     """Every question with records; returns the number of failed validity checks."""
     failed = 0
     for question in questions:
-        if (records / question.name).exists():
+        if question.spec.get("kind") == "derived":
+            report_derived(question, everything, out / question.name)
+        elif (records / question.name).exists():
             checks = report_question(question, records / question.name, out / question.name)
             failed += int((~checks["passed"]).sum())
             print(
@@ -307,16 +427,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     design = yaml.safe_load(args.design.read_text())["questions"]
     names = [n for n in args.only.split(",") if n] or list(design)
-    questions = [Question(name, design[name], args.runs.resolve()) for name in names]
+    everything = {name: Question(name, spec, args.runs.resolve()) for name, spec in design.items()}
+    questions = [everything[name] for name in names]
     if args.command == "plan":
-        plan(questions)
+        plan(questions, args.jobs)
     elif args.command == "run":
-        run_all(questions, args.jobs, args.runs / "logs")
+        run_all(questions, everything, args.jobs, args.runs / "logs")
         collect_records(questions, args.out)
     elif args.command == "collect":
         collect_records(questions, args.out)
     else:
-        report(questions, args.out, args.out.parent)
+        records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
+        report([records[q.name] for q in questions], records, args.out, args.out.parent)
     return 0
 
 

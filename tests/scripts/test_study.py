@@ -18,8 +18,24 @@ DESIGN = {
             "top": 0.67,
             "margin": 1.0,
             "seeds": 2,
+            "checks": ["converged", "warm", "tuning", "seeds"],
             "minutes": {"default": 0.1},
-        }
+        },
+        "wd": {
+            "title": "the chosen setting without and with weight decay",
+            "kind": "derived",
+            "from": "tiny",
+            "optimizer": "sgd",
+            "grid": {
+                "decay": {
+                    "none": ["optimizer.weight_decay=0.0"],
+                    "some": ["optimizer.weight_decay=0.01"],
+                }
+            },
+            "seeds": 1,
+            "checks": [],
+            "minutes": {"default": 0.1},
+        },
     }
 }
 
@@ -37,11 +53,14 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
         str(tmp_path / "out"),
     ]
     assert study.main(["plan", *args]) == 0
-    assert "6 runs" in capsys.readouterr().out
+    planned = capsys.readouterr().out
+    assert "6 runs" in planned and "none" in planned and "some" in planned
 
     assert study.main(["run", *args, "--jobs", "2"]) == 0
     records = list(iter_runs(tmp_path / "runs" / "tiny"))
     assert len(records) == 6 and all(r.state == "done" and not r.problems for r in records)
+    derived = list(iter_runs(tmp_path / "runs" / "wd"))
+    assert sorted(r.config["optimizer"]["weight_decay"] for r in derived) == [0.0, 0.01]
     first = sorted(records, key=lambda r: r.status["started"])[:3]
     stage1 = sorted((r.final["val_acc"], r.config["optimizer"]["lr"]) for r in first)
     kept = [lr for _, lr in stage1[1:]]  # the best two thirds
@@ -55,6 +74,18 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     (chosen,) = [r for r in trials if r.config["optimizer"] == seeded[0].config["optimizer"]]
     assert chosen.final["val_acc"] == max(r.final["val_acc"] for r in trials)
     assert len(list((tmp_path / "out" / "tiny").iterdir())) == 6
+    for r in derived:  # the chosen setting, weight decay aside
+        assert {**r.config["optimizer"], "weight_decay": 0} == {
+            **seeded[0].config["optimizer"],
+            "weight_decay": 0,
+        }
+
+    assert study.main(["report", *args]) == 0
+    table = (tmp_path / "tiny" / "comparison.md").read_text()
+    assert "sgd" in table and "(final epoch; 6 runs)" in table
+    assert "seeds" in (tmp_path / "tiny" / "validity.md").read_text()
+    derived_table = (tmp_path / "wd" / "table.md").read_text()
+    assert "| none " in derived_table and "| some " in derived_table
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
     assert study.main(["run", *args]) == 0
