@@ -45,7 +45,8 @@ bench-gpu:  ## the same on CUDA
 	$(PYTHON) scripts/bench_optimizers.py --device cuda --steps 20 --warmup 5
 	$(PYTHON) scripts/bench_precision.py --device cuda
 
-tables:  ## rebuild results/paper_small from its committed run records (no training)
+tables:  ## rebuild results/study and results/paper_small from their committed run records (no training)
+	$(PYTHON) scripts/study.py report
 	$(PYTHON) -m rootfree.results results/paper_small/runs --out results/paper_small --plots \
 		--optimizers sgd,adamw,rootfree_adam,rootfree_rmsprop,shampoo,rootfree_shampoo
 

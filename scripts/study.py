@@ -9,7 +9,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
     python scripts/study.py plan                 # the runs and their estimated CPU time
     python scripts/study.py run --jobs 2         # run (or resume) everything, single-threaded jobs
     python scripts/study.py collect              # copy finished records for committing
-    python scripts/study.py report               # tables, validity checks, plots from records
+    python scripts/study.py report               # tables, checks, plots from the records
 """
 
 from __future__ import annotations
@@ -422,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--design", type=Path, default=DESIGN)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "study" / "runs")
+    parser.add_argument("--tables", type=Path, default=ROOT / "results" / "study")
     parser.add_argument("--only", default="", help="comma-separated question names")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
@@ -438,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         collect_records(questions, args.out)
     else:
         records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
-        report([records[q.name] for q in questions], records, args.out, args.out.parent)
+        report([records[q.name] for q in questions], records, args.out, args.tables)
     return 0
 
 

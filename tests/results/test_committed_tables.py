@@ -1,8 +1,10 @@
-"""`make tables` rebuilds the committed results/paper_small tables from the committed run records."""
+"""`make tables` rebuilds the committed tables (results/paper_small, results/study) from the
+committed run records."""
 
 from __future__ import annotations
 
 from rootfree.results.__main__ import main
+from tests.scripts.test_benchmarks import load
 from tests.train.helpers import ROOT
 
 COMMITTED = ROOT / "results" / "paper_small"
@@ -22,3 +24,17 @@ def test_committed_tables_regenerate_byte_for_byte(tmp_path):
         "runs.csv",
     ):
         assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
+
+
+def test_committed_study_tables_regenerate_byte_for_byte(tmp_path):
+    study = load("study")
+    committed = ROOT / "results" / "study"
+    records = committed / "runs"
+    assert records.is_dir(), "results/study/runs holds the records `make tables` reads"
+    assert study.main(["report", "--out", str(records), "--tables", str(tmp_path)]) == 0
+    written = sorted(
+        p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.suffix in (".md", ".csv")
+    )
+    assert written, "the report wrote no table"
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
