@@ -15,6 +15,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import math
 import os
@@ -219,6 +220,8 @@ def derived_runs(
 
 def pending(question: Question, questions: dict[str, Question]) -> list[list[str]]:
     """Every run of ``question`` that can start now."""
+    if question.spec.get("kind") == "computation":
+        return []
     if question.spec.get("kind") == "derived":
         runs = derived_runs(question, questions[question.spec["from"]])
         return [] if runs is None else unfinished(o for group in runs.values() for o in group)
@@ -262,6 +265,8 @@ def run_all(
 def plan_rows(question: Question) -> list[tuple[str, int, float]]:
     """(what, runs, CPU minutes per run) of a question, before anything has run."""
     spec, minutes = question.spec, question.spec["minutes"]
+    if spec.get("kind") == "computation":
+        return [("computed by `report`", 0, 0.0)]
     if spec.get("kind") == "derived":
         cells = math.prod(len(axis) for axis in spec["grid"].values())
         each = {str(k): v for k, v in minutes.items()}
@@ -399,13 +404,25 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
     (out / "table.md").write_text(text + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
 
+def report_computation(question: Question, out: Path) -> None:
+    """A question answered by a deterministic computation (``function``: module:name)."""
+    module, name = question.spec["function"].split(":")
+    table = getattr(importlib.import_module(module), name)()
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "table.csv", index=False, float_format="%.6g")
+    text = f"# {question.spec['title']}\n\n"
+    (out / "table.md").write_text(text + table.to_markdown(index=False, floatfmt=".3g") + "\n")
+
+
 def report(
     questions: list[Question], everything: dict[str, Question], records: Path, out: Path
 ) -> int:
     """Every question with records; returns the number of failed validity checks."""
     failed = 0
     for question in questions:
-        if question.spec.get("kind") == "derived":
+        if question.spec.get("kind") == "computation":
+            report_computation(question, out / question.name)
+        elif question.spec.get("kind") == "derived":
             report_derived(question, everything, out / question.name)
         elif (records / question.name).exists():
             checks = report_question(question, records / question.name, out / question.name)
