@@ -141,9 +141,14 @@ def run_path(overrides: list[str]) -> Path:
     return Path(config["paths"]["runs"]) / config_hash(config)
 
 
+# A failed run is not retried by the same driver (a deterministic crash would loop forever);
+# interrupted and stale runs are resumed. ``--retry-failed`` retries failed ones too.
+SETTLED = [*FINAL_STATUSES, "failed"]
+
+
 def is_final(overrides: list[str]) -> bool:
     status = read_run(run_path(overrides)).status
-    return status is not None and status["status"] in FINAL_STATUSES
+    return status is not None and status["status"] in SETTLED
 
 
 def finished_trials(
@@ -228,19 +233,24 @@ def pending(question: Question, questions: dict[str, Question]) -> list[list[str
     return [o for opt in question.spec["optimizers"] for o in progress(question, opt)[0]]
 
 
-def train(overrides: list[str], log_path: Path) -> int:
-    """One single-threaded train.py run (in a worker thread: no Hydra compose here)."""
+def train(overrides: list[str], log_path: Path, device: str) -> int:
+    """One single-threaded train.py run (in a worker thread: no Hydra compose here). The device
+    is not part of a run's identity, so CPU and GPU runs share run directories."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log_path, "w") as log:
-        command = [sys.executable, str(ROOT / "train.py"), *overrides]
+        command = [sys.executable, str(ROOT / "train.py"), *overrides, f"trainer.device={device}"]
         return subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=log).returncode
 
 
 def run_all(
-    questions: list[Question], everything: dict[str, Question], jobs: int, logs: Path
+    questions: list[Question],
+    everything: dict[str, Question],
+    jobs: int,
+    logs: Path,
+    device: str = "cpu",
 ) -> None:
-    """Keep ``jobs`` runs going until nothing is pending; report each as it ends."""
+    """Keep ``jobs`` runs going (on one GPU they share it) until nothing is pending."""
     running: dict[Future, tuple[str, ...]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while True:
@@ -249,7 +259,7 @@ def run_all(
                 for overrides in pending(question, everything):
                     if len(running) < jobs and tuple(overrides) not in busy:
                         log_path = logs / run_path(overrides).with_suffix(".log").name
-                        running[pool.submit(train, overrides, log_path)] = tuple(overrides)
+                        running[pool.submit(train, overrides, log_path, device)] = tuple(overrides)
                         busy.add(tuple(overrides))
             if not running:
                 return
@@ -441,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "study" / "runs")
     parser.add_argument("--tables", type=Path, default=ROOT / "results" / "study")
     parser.add_argument("--only", default="", help="comma-separated question names")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (also on one GPU)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to pack the runs on a GPU")
+    parser.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
     args = parser.parse_args(argv)
     design = yaml.safe_load(args.design.read_text())["questions"]
     names = [n for n in args.only.split(",") if n] or list(design)
@@ -450,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plan":
         plan(questions, args.jobs)
     elif args.command == "run":
-        run_all(questions, everything, args.jobs, args.runs / "logs")
+        if args.retry_failed:
+            SETTLED.remove("failed")
+        run_all(questions, everything, args.jobs, args.runs / "logs", args.device)
         collect_records(questions, args.out)
     elif args.command == "collect":
         collect_records(questions, args.out)

@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from rootfree.record import RunDir
 from rootfree.train.build import build_data, build_model, build_optimizer, global_batch_size
@@ -27,6 +26,7 @@ from rootfree.train.checkpoint import load_latest, save_atomic
 from rootfree.train.diagnostics import second_moment_at_init
 from rootfree.train.loggers import create_logger
 from rootfree.train.losses import make_loss
+from rootfree.train.progress import Progress
 from rootfree.train.schedule import lr_factor
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,13 @@ class Trainer:
         self.loss_fn = make_loss(self.trainer["loss"])
         self.eval_loss_fn = make_loss({**self.trainer["loss"], "label_smoothing": 0.0})
         self._plan_steps()
+        self.progress = Progress(
+            self.trainer["progress"],
+            self.total_steps,
+            self.epochs,
+            self.trainer["log_every"],
+            quiet=self.rank != 0,
+        )
         self.epoch, self.batch, self.step = 0, 0, 0
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
         self.best_val_acc = -1.0
@@ -230,19 +237,16 @@ class Trainer:
         self.model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)
         pending = 0  # samples (all ranks) in sums; batches are full (drop_last), so it is known
-        batches = self.train_loader.batches(self.epoch, start=self.batch * self.accumulate)
-        bar = tqdm(
-            batches,
+        batches = self.progress.batches(
+            self.train_loader.batches(self.epoch, start=self.batch * self.accumulate),
+            self.epoch + 1,
             total=self.steps_per_epoch * self.accumulate,
-            initial=self.batch * self.accumulate,
-            leave=False,
-            desc=f"epoch {self.epoch + 1}/{self.epochs}",
-            disable=not self.trainer["progress"],
+            done=self.batch * self.accumulate,
         )
         every = self.trainer["checkpoint_every_steps"]
         started = time.perf_counter()
         micro_batches = []
-        for micro_batch in bar:
+        for micro_batch in batches:
             micro_batches.append(micro_batch)
             if len(micro_batches) < self.accumulate:
                 continue
@@ -251,13 +255,14 @@ class Trainer:
             pending += self.train_loader.global_batch_size * self.accumulate
             self.batch += 1
             self.step += 1
-            if self.step % self.trainer["log_every"] == 0:
+            mean_loss = None
+            if self.step % self.trainer["log_every"] == 0 or self.progress.first_step is None:
                 mean_loss, pending = self.flush(sums, pending), 0
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
                 logger.log(
                     {"train_loss_running": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]},
                     self.step,
                 )
+            self.progress.step(self.step, mean_loss)
             if self.step == self.total_steps or self.batch == self.steps_per_epoch:
                 break
             if every and self.step % every == 0:
@@ -328,4 +333,5 @@ class Trainer:
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
         self.save(best=best)
         self.run_dir.set_status("running", epochs_done=self.epoch)
+        self.progress.epoch(row, self.wall_seconds)
         return row

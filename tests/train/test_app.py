@@ -56,6 +56,10 @@ def test_smoke_run_fills_its_run_directory_and_a_relaunch_skips_it(tmp_path):
     assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
     assert (run / "config.yaml").exists()
     torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    epoch_lines = [line for line in result.stdout.splitlines() if " - epoch " in line]
+    assert [line.split(" - ")[1].split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+    assert "\r" not in result.stdout + result.stderr
+    assert all(line in (run / "train.log").read_text() for line in epoch_lines)
 
     mtime = (run / "metrics.jsonl").stat().st_mtime_ns
     again = train_py("experiment=smoke", runs=tmp_path)
