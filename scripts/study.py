@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--design", type=Path, default=DESIGN)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "study" / "runs")
-    parser.add_argument("--tables", type=Path, default=ROOT / "results" / "study")
+    parser.add_argument("--tables", type=Path, help="where report writes (default: --out/..)")
     parser.add_argument("--only", default="", help="comma-separated question names")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (also on one GPU)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to pack the runs on a GPU")
@@ -470,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         collect_records(questions, args.out)
     else:
         records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
-        report([records[q.name] for q in questions], records, args.out, args.tables)
+        tables = args.tables or args.out.parent
+        report([records[q.name] for q in questions], records, args.out, tables)
     return 0
 
 
