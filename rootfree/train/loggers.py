@@ -1,13 +1,15 @@
-"""Experiment loggers: none, or wandb (offline by default; never asks for a login)."""
+"""Experiment loggers (``logger=``): none, csv, tensorboard, or wandb (offline by default; never
+asks for a login). The run directory's metrics.jsonl is written whichever is chosen."""
 
 from __future__ import annotations
 
+import csv
+import numbers
 import os
 from typing import Any
 
 from rootfree.record import RunDir
 
-LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "disabled", "online")
 
 
@@ -48,8 +50,58 @@ class WandbLogger:
         self.run.finish()
 
 
+class CsvLogger:
+    """``<run>/log.csv`` in long form (step, name, value), one row per number, flushed as logged,
+    so ``tail -f`` and pandas both read it whatever metrics come and go."""
+
+    def __init__(self, config: dict[str, Any], run_dir: RunDir) -> None:
+        path = run_dir.path / "log.csv"
+        new = not path.exists()
+        self.file = open(path, "a", newline="")  # noqa: SIM115 (closed in finish)
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(["step", "name", "value"])
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, numbers.Real):
+                self.writer.writerow([step, name, value])
+        self.file.flush()
+
+    def finish(self) -> None:
+        self.file.close()
+
+
+class TensorBoardLogger:
+    """Scalars under ``<run>/tensorboard``: ``tensorboard --logdir runs/`` shows every run."""
+
+    def __init__(self, config: dict[str, Any], run_dir: RunDir) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir.path / "tensorboard"))
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, numbers.Real):
+                self.writer.add_scalar(name, value, step)
+        self.writer.flush()
+
+    def finish(self) -> None:
+        self.writer.close()
+
+
+LOGGERS = {
+    "none": lambda config, run_dir: NullLogger(),
+    "csv": CsvLogger,
+    "tensorboard": TensorBoardLogger,
+    "wandb": WandbLogger,
+}
+
+
 def create_logger(config: dict[str, Any], run_dir: RunDir):
     kind = config["logger"]["kind"]
     if kind not in LOGGERS:
-        raise ValueError(f"Invalid logger.kind: {kind!r}; choose one of {list(LOGGERS)}")
-    return WandbLogger(config, run_dir) if kind == "wandb" else NullLogger()
+        raise ValueError(f"Invalid logger.kind: {kind!r}; choose one of {sorted(LOGGERS)}")
+    if not run_dir.writer:
+        return NullLogger()
+    return LOGGERS[kind](config, run_dir)

@@ -18,6 +18,7 @@ from rootfree.data.registry import DATASETS, SELECTION_SPLITS
 from rootfree.models import MODELS
 from rootfree.optim import OPTIMIZERS
 from rootfree.train.build import build_model, build_optimizer, global_batch_size
+from rootfree.train.loggers import LOGGERS
 from rootfree.train.loop import AMP_MODES, resolve_device
 from rootfree.train.losses import LOSSES
 from rootfree.train.schedule import SCHEDULES
@@ -154,6 +155,7 @@ def validate_config(config: dict[str, Any]) -> None:
         if not isinstance(config.get(section), dict):
             raise ConfigError(section, config.get(section), "must be a config group")
     _integer("seed", config.get("seed"), 0)
+    _choice("logger.kind", config.get("logger", {}).get("kind", "none"), LOGGERS)
     check_trainer(config["trainer"])
     shape = check_dataset(config["dataset"])
     check_optimizer(config)

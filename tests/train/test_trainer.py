@@ -224,3 +224,24 @@ def test_rescaled_mse_matches_its_formula_and_trains(tmp_path):
     )
     rows = trainer.run_dir.metrics()
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_csv_and_tensorboard_loggers_record_every_epochs_metrics(tmp_path):
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(compose_config("experiment=smoke", "logger=csv"), tmp_path / "csv")
+    with open(tmp_path / "csv" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    val = [(int(r["step"]), float(r["value"])) for r in rows if r["name"] == "val_acc"]
+    logged = [(m["step"], m["val_acc"]) for m in RunDir(tmp_path / "csv").metrics()]
+    assert val == logged and len(val) == 2
+
+    run(compose_config("experiment=smoke", "logger=tensorboard"), tmp_path / "tb")
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    scalars = [(e.step, e.value) for e in events.Scalars("val_acc")]
+    logged = [(m["step"], m["val_acc"]) for m in RunDir(tmp_path / "tb").metrics()]
+    assert [s for s, _ in scalars] == [s for s, _ in logged]
+    assert [v for _, v in scalars] == pytest.approx([v for _, v in logged])
