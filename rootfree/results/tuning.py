@@ -10,6 +10,8 @@ import pandas as pd
 from rootfree.results.select import CELL
 
 SEARCHED = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
+# Upper limits a widened range must not cross (a momentum of 1 or more never converges).
+VALID_HIGH = {"momentum": 0.999, "riemannian_momentum": 0.999, "lr_cov": 1.0}
 
 
 def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -57,5 +59,6 @@ def narrowed_ranges(
     for name in SEARCHED:
         values = [settings[name] for _, settings in best if settings.get(name)]
         if len(values) == len(best) and len({float(v) for v in values}) > 1:
-            ranges[name] = (min(values) / margin, max(values) * margin)
+            high = min(max(values) * margin, VALID_HIGH.get(name, float("inf")))
+            ranges[name] = (min(values) / margin, high)
     return ranges
