@@ -12,6 +12,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
@@ -40,9 +41,34 @@ def run_hash(*, _root_: DictConfig) -> str:
     return config_hash(semantic)
 
 
+REPO = Path(__file__).resolve().parents[2]
+HELP_GROUPS = (
+    "dataset",
+    "model",
+    "optimizer",
+    "trainer",
+    "logger",
+    "experiment",
+    "tuning",
+    "hydra/launcher",
+)
+
+
+def help_groups() -> str:
+    """OmegaConf resolver ``${rootfree_help_groups:}``: the groups a user picks, with options."""
+    lines = []
+    for group in HELP_GROUPS:
+        names = {
+            p.stem for root in ("conf", "experiments") for p in (REPO / root / group).glob("*.yaml")
+        }
+        lines.append(f"{group}: {', '.join(sorted(names))}")
+    return "\n".join(lines)
+
+
 # Registered on import, so launcher child processes (joblib, submitit) that unpickle the task
 # function resolve ${run_hash:} in hydra.run.dir / hydra.sweep.subdir too.
 OmegaConf.register_new_resolver("run_hash", run_hash, replace=True)
+OmegaConf.register_new_resolver("rootfree_help_groups", help_groups, replace=True)
 
 
 class Interrupted(BaseException):

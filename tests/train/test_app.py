@@ -107,5 +107,18 @@ def test_unknown_group_option_lists_the_available_ones(tmp_path):
 def test_help_lists_the_config_groups(tmp_path):
     result = train_py("--help", runs=tmp_path)
     assert result.returncode == 0
-    for group in ("optimizer:", "model:", "dataset:", "trainer:"):
-        assert group in result.stdout
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    listed = [line.split(":")[0] for line in groups.strip().splitlines()]
+    assert listed == [
+        "dataset",
+        "model",
+        "optimizer",
+        "trainer",
+        "logger",
+        "experiment",
+        "tuning",
+        "hydra/launcher",
+    ]
+    assert "rootfree_rmsprop" in groups and "paper_cifar100_resnet34" in groups
+    for internal in ("best:", "search/random", "experiment_search", "paths:"):
+        assert internal not in groups
