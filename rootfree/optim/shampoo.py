@@ -1,6 +1,7 @@
 """Shampoo as the paper ran it (Meta's DistributedShampoo configuration, shared/paper.md 1.2).
 
-Every step, for the squeezed gradient G of order k (one factor per axis),
+Every step, for the gradient G of order k with its size-1 axes squeezed (one factor per axis;
+``squeeze_size_one_axes=False`` keeps them, as Meta's implementation does),
 
     L_n <- betas[1] L_n + (1 - betas[1]) G_(n) G_(n)^T            (factors start at 0)
     m   <- betas[0] m + (1 - betas[0]) g                           (filtered gradient)
@@ -51,6 +52,10 @@ class Shampoo(RootfreeOptimizer):
         preconditioner_dtype: dtype of the factors and stored roots.
         root_dtype: dtype of the eigendecomposition (fp32 retries in fp64 when eigh fails).
         max_preconditioner_dim: axes longer than this get a diagonal factor (``None``: no limit).
+        squeeze_size_one_axes: drop size-1 axes before building factors (default), so a 1x1
+            convolution is preconditioned like the matrix it is; ``False`` is Meta's
+            DistributedShampoo convention, which the paper ran: a scalar factor per size-1 axis
+            and the exponent -1/(2 * ndim). The paper experiments set ``False``.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Shampoo(RootfreeOptimizer):
         preconditioner_dtype: str | torch.dtype = "float32",
         root_dtype: str | torch.dtype = "float32",
         max_preconditioner_dim: int | None = 8192,
+        squeeze_size_one_axes: bool = True,
     ) -> None:
         check_lr(lr)
         check_betas(betas)
@@ -102,6 +108,7 @@ class Shampoo(RootfreeOptimizer):
             preconditioner_dtype=preconditioner_dtype,
             root_dtype=dtype_name("root_dtype", root_dtype, ROOT_DTYPES),
             max_preconditioner_dim=max_preconditioner_dim,
+            squeeze_size_one_axes=bool(squeeze_size_one_axes),
         )
         super().__init__(params, defaults)
 
@@ -110,7 +117,11 @@ class Shampoo(RootfreeOptimizer):
         if state:
             return state
         dtype = getattr(torch, group["preconditioner_dtype"])
-        shape = kronecker.squeezed_shape(param.shape)
+        shape = (
+            kronecker.squeezed_shape(param.shape)
+            if group["squeeze_size_one_axes"]
+            else tuple(param.shape) or (1,)
+        )
         diagonal = [
             kronecker.factor_is_diagonal(dim, "dense", group["max_preconditioner_dim"])
             for dim in shape

@@ -42,10 +42,11 @@ def test_matrix_step_is_inverse_fourth_roots_around_gradient():
     torch.testing.assert_close(after, expected, rtol=1e-9, atol=1e-12)
 
 
-def reference(p, grads, *, lr, betas, eps, weight_decay, update_every, grafting=None):
-    """Factors, filtered gradient, roots every T steps from step T, decoupled weight decay."""
+def reference(p, grads, *, lr, betas, eps, weight_decay, update_every, grafting=None, squeeze=True):
+    """Factors, filtered gradient, roots every T steps from step T, decoupled weight decay.
+    ``squeeze=False``: a factor for every axis, size-1 ones included (Meta's convention)."""
     beta1, beta2 = betas
-    dims = [d for d in p.shape if d != 1] or [1]
+    dims = ([d for d in p.shape if d != 1] or [1]) if squeeze else list(p.shape)
     exponent = -1.0 / (2 * len(dims))
     factors = [torch.zeros(d, d, dtype=p.dtype) for d in dims]
     roots = [torch.eye(d, dtype=p.dtype) for d in dims]
@@ -236,3 +237,52 @@ def test_default_eps_in_fp32_gives_a_finite_root_of_a_low_rank_factor_every_refr
         assert previous is None or not torch.equal(state["roots"][0], previous)
         previous = state["roots"][0].clone()
     assert torch.isfinite(param).all()
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 1, 1), (1, 6), (1, 4, 1, 3)])
+@pytest.mark.parametrize("update_every", [1, 2])
+def test_meta_convention_keeps_a_factor_for_every_axis(shape, update_every):
+    """DistributedShampoo (the paper's Shampoo) gives size-1 axes their own scalar factors and
+    the exponent -1/(2 * ndim): squeeze_size_one_axes=False reproduces it."""
+    generator = torch.Generator().manual_seed(1)
+    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(6)]
+    hp = dict(lr=0.1, betas=(0.9, 0.95), eps=1e-2, weight_decay=1e-2, update_every=update_every)
+    got, _ = run_on_gradients(
+        Shampoo,
+        p0,
+        grads,
+        squeeze_size_one_axes=False,
+        root_dtype="float64",
+        preconditioner_dtype="float64",
+        **hp,
+    )
+    want = reference(p0, grads, squeeze=False, **hp)
+    squeezed = reference(p0, grads, squeeze=True, **hp)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10)
+    assert (want[-1] - squeezed[-1]).abs().max() > 1e-3, "the conventions differ on this shape"
+
+
+def test_one_meta_step_on_a_1x1_convolution():
+    """(out, in, 1, 1): L^(-1/8) G R^(-1/8) times (s + eps)^(-1/8) twice, s = (1 - b2) |G|^2."""
+    G = torch.randn(4, 3, 1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    lr, beta2, eps = 0.5, 0.9, 1e-2
+    (after,), _ = run_on_gradients(
+        Shampoo,
+        torch.zeros_like(G),
+        [G],
+        lr=lr,
+        betas=(0.0, beta2),
+        eps=eps,
+        start_preconditioning_step=1,
+        squeeze_size_one_axes=False,
+        preconditioner_dtype="float64",
+        root_dtype="float64",
+    )
+    M = G[:, :, 0, 0]
+    L = (1 - beta2) * M @ M.T + eps * torch.eye(4, dtype=G.dtype)
+    R = (1 - beta2) * M.T @ M + eps * torch.eye(3, dtype=G.dtype)
+    scalar = ((1 - beta2) * M.square().sum() + eps) ** (-1 / 8)
+    expected = -lr * scalar**2 * matrix_power(L, -1 / 8) @ M @ matrix_power(R, -1 / 8)
+    torch.testing.assert_close(after[:, :, 0, 0], expected, rtol=1e-9, atol=1e-12)
