@@ -62,3 +62,12 @@ def test_cnn_setup_matches_the_paper():
 def test_outside_paper_experiments_the_optimizer_defaults_stay():
     assert compose_config("optimizer=rootfree_rmsprop")["optimizer"]["lr"] == 5.0e-3
     assert compose_config("experiment=smoke", "optimizer=sgd")["optimizer"]["lr"] == 0.05
+
+
+@pytest.mark.parametrize(
+    "experiment", ["paper_imagewoof_swin", "paper_imagewoof_focalnet", "paper_imagewoof_gcvit"]
+)
+def test_paper_vit_shampoo_keeps_metas_size_one_axes(experiment):
+    config = compose_config(f"experiment={experiment}", "optimizer=shampoo")
+    assert config["optimizer"]["squeeze_size_one_axes"] is False
+    assert "squeeze_size_one_axes" not in compose_config("optimizer=shampoo")["optimizer"]
