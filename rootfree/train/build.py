@@ -67,7 +67,8 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The configured optimizer over ``model``, its paper-named settings translated, with B.
 
-    ``optimizer.batch_size``, when set, replaces B (1 is the paper's no-B-scaling ablation).
+    ``optimizer.batch_size``, when set, replaces B (1 is the paper's no-B-scaling ablation);
+    ``optimizer.lr_cov_scales`` ({name substring: factor}) scales lr_cov per parameter.
     """
     options = dict(config["optimizer"])
     name = options.pop("name")
@@ -76,6 +77,7 @@ def build_optimizer(
         name,
         model,
         batch_size=fixed_b or batch_size,
+        lr_cov_scales=options.pop("lr_cov_scales", None),
         decay_1d=config["trainer"]["decay_1d"],
         **optimizer_arguments(name, options),
     )

@@ -14,7 +14,7 @@ import torch
 
 import rootfree.optim.kronecker
 import rootfree.optim.rootfree_shampoo
-from rootfree.optim import RootFreeShampoo
+from rootfree.optim import RootFreeShampoo, create_optimizer
 from tests.optim.helpers import BATCH, batches, run_on_gradients, small_cnn, train
 
 SHAPES = [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2), (1, 4, 1, 3)]
@@ -37,10 +37,12 @@ def reference(
     batch_size,
     update_every,
     diagonal=None,
+    refresh=None,
 ):
     """The update written with explicit Kronecker products: vec(X x_n A_n) = (A_1 (x) ... ) vec(X).
 
-    ``diagonal[n]`` projects factor n's update onto its diagonal (the diagonal structure).
+    ``diagonal[n]`` projects factor n's update onto its diagonal (the diagonal structure);
+    ``refresh``: the steps (from 0) that update the factors, instead of every ``update_every``.
     """
     dims = [d for d in p.shape if d != 1] or [1]
     n_axes, numel = len(dims), math.prod(dims)
@@ -51,7 +53,7 @@ def reference(
     trajectory = []
     for t, g in enumerate(grads):
         G = g.reshape(dims)
-        if t % update_every == 0:
+        if (t in refresh) if refresh is not None else (t % update_every == 0):
             g_hat = (kron_all([K.T for K in factors]) @ G.reshape(-1)).reshape(dims)
             new = []
             for n in range(n_axes):
@@ -357,3 +359,52 @@ def test_batched_state_survives_weights_only_checkpoint_bitwise(tmp_path):
     run_model(model, optimizer, xs[4:])
     for got, want in zip(model.parameters(), expected):
         assert torch.equal(got, want)
+
+
+def authors_refresh_steps(steps, T):
+    """LocalOptimizer_GGT's schedule: after refreshing at step s, next at s + min(max(int(log4(s + 1)), 1), T)."""
+    refresh, next_step = set(), 0
+    for s in range(steps):
+        if s == next_step:
+            refresh.add(s)
+            next_step = s + min(max(int(math.log(s + 1, 4)), 1), T)
+    return refresh
+
+
+def test_authors_vit_setting_per_name_lr_cov_and_log4_schedule():
+    """The authors' IF-Shampoo in the ViT runs: lr_cov x 0.25 for names containing norm, proj or
+    bias, factors refreshed on the log4 schedule; 24 steps at T = 2 reach past the warm-up."""
+    model = torch.nn.ModuleDict(
+        {
+            "norm": torch.nn.LayerNorm(4),
+            "proj": torch.nn.Linear(4, 3),
+            "fc": torch.nn.Linear(3, 2, bias=False),
+        }
+    ).double()
+    scales = {"norm": 0.25, "proj": 0.25, "bias": 0.25}
+    optimizer = create_optimizer(
+        "rootfree_shampoo",
+        model,
+        update_every=2,
+        update_schedule="log4",
+        lr_cov_scales=scales,
+        **HPARAMS,
+    )
+    generator = torch.Generator().manual_seed(3)
+    named = dict(model.named_parameters())
+    start = {n: p.detach().clone() for n, p in named.items()}
+    grads = {
+        n: [torch.randn(p.shape, dtype=p.dtype, generator=generator) for _ in range(24)]
+        for n, p in named.items()
+    }
+    for t in range(24):
+        for n, p in named.items():
+            p.grad = grads[n][t]
+        optimizer.step()
+    refresh = authors_refresh_steps(24, 2)
+    assert len(refresh) == 20 and 17 in refresh and 16 not in refresh
+    for n, p in named.items():
+        lr_cov = HPARAMS["lr_cov"] * (0.25 if n != "fc.weight" else 1.0)
+        options = {**HPARAMS, "lr_cov": lr_cov}
+        want = reference(start[n], grads[n], update_every=2, refresh=refresh, **options)[-1]
+        torch.testing.assert_close(p.detach(), want, rtol=1e-10, atol=1e-12, msg=n)

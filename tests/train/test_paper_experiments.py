@@ -71,3 +71,15 @@ def test_paper_vit_shampoo_keeps_metas_size_one_axes(experiment):
     config = compose_config(f"experiment={experiment}", "optimizer=shampoo")
     assert config["optimizer"]["squeeze_size_one_axes"] is False
     assert "squeeze_size_one_axes" not in compose_config("optimizer=shampoo")["optimizer"]
+
+
+@pytest.mark.parametrize(
+    "experiment", ["paper_imagewoof_swin", "paper_imagewoof_focalnet", "paper_imagewoof_gcvit"]
+)
+def test_paper_vit_rootfree_shampoo_runs_the_authors_schedule_and_name_discount(experiment):
+    optimizer = compose_config(f"experiment={experiment}", "optimizer=rootfree_shampoo")[
+        "optimizer"
+    ]
+    assert optimizer["update_schedule"] == "log4"
+    assert optimizer["lr_cov_scales"] == {"norm": 0.25, "proj": 0.25, "bias": 0.25}
+    assert compose_config("optimizer=rootfree_shampoo")["optimizer"]["lr_cov_scales"] is None
