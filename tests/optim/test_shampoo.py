@@ -81,23 +81,32 @@ def reference(p, grads, *, lr, betas, eps, weight_decay, update_every, grafting=
     return trajectory
 
 
-@pytest.mark.parametrize("shape", [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2), (1, 4, 1, 3)])
-@pytest.mark.parametrize("update_every,grafting", [(1, "none"), (2, "none"), (2, "adam")])
-def test_matches_reference_over_several_steps(shape, update_every, grafting):
-    generator = torch.Generator().manual_seed(0)
+HP = dict(lr=0.1, betas=(0.9, 0.95), eps=1e-2, weight_decay=1e-2)
+
+
+def shampoo_and_reference(shape, update_every, seed=0, squeeze=True, grafting="none"):
+    """Our trajectory and the reference's over 6 steps of one random gradient sequence."""
+    generator = torch.Generator().manual_seed(seed)
     p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
     grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(6)]
-    hp = dict(lr=0.1, betas=(0.9, 0.95), eps=1e-2, weight_decay=1e-2, update_every=update_every)
+    hp = dict(HP, update_every=update_every)
     got, _ = run_on_gradients(
         Shampoo,
         p0,
         grads,
         grafting=grafting,
+        squeeze_size_one_axes=squeeze,
         root_dtype="float64",
         preconditioner_dtype="float64",
         **hp,
     )
-    want = reference(p0, grads, grafting=grafting, **hp)
+    return got, reference(p0, grads, grafting=grafting, squeeze=squeeze, **hp), (p0, grads, hp)
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2), (1, 4, 1, 3)])
+@pytest.mark.parametrize("update_every,grafting", [(1, "none"), (2, "none"), (2, "adam")])
+def test_matches_reference_over_several_steps(shape, update_every, grafting):
+    got, want, _ = shampoo_and_reference(shape, update_every, grafting=grafting)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10)
 
@@ -244,23 +253,10 @@ def test_default_eps_in_fp32_gives_a_finite_root_of_a_low_rank_factor_every_refr
 def test_meta_convention_keeps_a_factor_for_every_axis(shape, update_every):
     """DistributedShampoo (the paper's Shampoo) gives size-1 axes their own scalar factors and
     the exponent -1/(2 * ndim): squeeze_size_one_axes=False reproduces it."""
-    generator = torch.Generator().manual_seed(1)
-    p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
-    grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(6)]
-    hp = dict(lr=0.1, betas=(0.9, 0.95), eps=1e-2, weight_decay=1e-2, update_every=update_every)
-    got, _ = run_on_gradients(
-        Shampoo,
-        p0,
-        grads,
-        squeeze_size_one_axes=False,
-        root_dtype="float64",
-        preconditioner_dtype="float64",
-        **hp,
-    )
-    want = reference(p0, grads, squeeze=False, **hp)
-    squeezed = reference(p0, grads, squeeze=True, **hp)
+    got, want, (p0, grads, hp) = shampoo_and_reference(shape, update_every, seed=1, squeeze=False)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-10)
+    squeezed = reference(p0, grads, squeeze=True, **hp)
     assert (want[-1] - squeezed[-1]).abs().max() > 1e-3, "the conventions differ on this shape"
 
 
