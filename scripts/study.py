@@ -32,13 +32,13 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run
+from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run, setting_id
 from rootfree.results import validity
 from rootfree.results.collect import collect, collect_runs
 from rootfree.results.plots import error_curves, tuning_curves
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.stats import summarize
-from rootfree.results.tables import comparison_table, skipped_note, to_markdown
+from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
 from rootfree.results.tuning import narrowed_ranges, tuning_curve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,16 +164,15 @@ def finished_trials(
 
 
 def chosen_setting(question: Question, optimizer: str, settings: list[dict]) -> dict:
-    """The trial the results module selects (best validation accuracy on seed 0)."""
+    """The trial the results module selects (best validation accuracy on seed 0), among these
+    trials only (a run left from another design never competes)."""
+    by_id = {
+        setting_id(compose_overrides(question.overrides(optimizer, s, 0))): s for s in settings
+    }
     frame = collect_runs(question.runs)
-    chosen = select_best(run_scores(frame[frame["optimizer"] == optimizer]))
-    (best,) = chosen["setting"]
-    from rootfree.record import setting_id
-
-    for setting in settings:
-        if setting_id(compose_overrides(question.overrides(optimizer, setting, 0))) == best:
-            return setting
-    raise RuntimeError(f"{question.name}/{optimizer}: the chosen setting is not a trial")
+    frame = frame[(frame["optimizer"] == optimizer) & frame["setting"].isin(by_id)]
+    (best,) = select_best(run_scores(frame))["setting"]
+    return by_id[best]
 
 
 def unfinished(runs) -> list[list[str]]:
@@ -313,13 +312,30 @@ def plan(questions: list[Question], jobs: int) -> float:
     return total / 60
 
 
+def follows_design(config: dict, overrides: list[str]) -> bool:
+    """Whether a run's config has every value the question's overrides set (a run left over
+    from an earlier design does not)."""
+    for override in overrides:
+        key, value = override.lstrip("+").split("=", 1)
+        if "." not in key and key not in config:
+            continue  # a group with no key of its own (experiment=...)
+        node = config
+        for part in key.split(".") if "." in key else [key, "name"]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != yaml.safe_load(value):
+            return False
+    return True
+
+
 def collect_records(questions: list[Question], out: Path) -> int:
-    """Copy the records of final runs (config, status, metrics, provenance) to ``out``."""
+    """Copy the records of final runs of the current design (config, status, metrics,
+    provenance) to ``out``."""
     copied = 0
     for question in questions:
+        fixed = question.spec.get("overrides", [])
         for run in sorted(question.runs.glob("*/status.json")):
             record = read_run(run.parent)
-            if record.state not in FINAL_STATUSES:
+            if record.state not in FINAL_STATUSES or not follows_design(record.config, fixed):
                 continue
             target = out / question.name / run.parent.name
             target.mkdir(parents=True, exist_ok=True)
@@ -355,7 +371,8 @@ def report_question(question: Question, records: Path, out: Path) -> pd.DataFram
     table = with_mdd(comparison_table(scores, chosen))
     table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
-    (out / "comparison.md").write_text(to_markdown(table, title) + skipped_note(skipped))
+    (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))
+    table.to_latex(out / "comparison.tex", index=False, float_format="%.4g")
     checks = pd.concat(
         [CHECKS[name](frame, scores, chosen, question.spec) for name in question.spec["checks"]],
         ignore_index=True,

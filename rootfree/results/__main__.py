@@ -9,11 +9,11 @@ from pathlib import Path
 from rootfree.results.collect import collect
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.tables import (
+    compact_markdown,
     comparison_table,
     missing_cells,
     precision_table,
     skipped_note,
-    to_markdown,
 )
 from rootfree.results.tuning import tuning_curve
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
     table.to_latex(args.out / "comparison.tex", index=False, float_format="%.4g")
     (args.out / "comparison.md").write_text(
-        to_markdown(table, f"Comparison ({args.epoch} epoch)") + skipped_note(skipped)
+        compact_markdown(table, f"Comparison ({args.epoch} epoch)") + skipped_note(skipped)
     )
     skipped.to_csv(args.out / "skipped.csv", index=False)
     precision = precision_table(scores)
@@ -67,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         tuning_curves(curve, args.out)
     missing = missing_cells(scores, [o for o in args.optimizers.split(",") if o] or None)
     for cell in missing:
-        print(
-            f"missing: {cell['dataset']} / {cell['model']} / {cell['optimizer']}: {cell['command']}"
-        )
-    print(f"wrote {args.out}/comparison.md, .tex, .csv and runs.csv ({len(table)} rows)")
+        absent = ", ".join(cell["optimizers"])
+        print(f"missing: {cell['dataset']} / {cell['model']}: {absent}  ({cell['command']})")
+    runs = frame["run"].nunique()
+    print(
+        f"wrote {args.out}/comparison.md (compact), comparison.csv and .tex ({len(table)} cells), "
+        f"runs.csv ({runs} runs, {len(frame)} rows)"
+    )
     return 1 if args.strict and (missing or len(skipped)) else 0
 
 

@@ -9,6 +9,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from rootfree.optim import OPTIMIZERS  # noqa: E402
+
+_LINES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def style(optimizer: str) -> dict:
+    """A line style and marker fixed per optimizer, so overlapping curves stay apart."""
+    index = list(OPTIMIZERS).index(optimizer) if optimizer in OPTIMIZERS else len(OPTIMIZERS)
+    return {"linestyle": _LINES[index % len(_LINES)], "marker": _MARKERS[index % len(_MARKERS)]}
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
 def _save(figure, path: Path) -> list[Path]:
@@ -34,7 +50,7 @@ def error_curves(
         for _, cell in cells.iterrows():
             runs = frame[
                 (frame["setting"] == cell["setting"]) & (frame["status"] == "done")
-            ].dropna(subset=["epoch"])
+            ].dropna(subset=["epoch", "test_acc"])
             if runs.empty:
                 continue
             error = (
@@ -50,7 +66,9 @@ def error_curves(
             axis.plot(
                 error["x"],
                 error["mean"],
-                label=f"{cell['optimizer']} ({runs['seed'].nunique()} seeds)",
+                label=f"{cell['optimizer']} ({_seeds(runs['seed'].nunique())})",
+                markersize=4,
+                **style(cell["optimizer"]),
             )
             axis.fill_between(error["x"], error["low"], error["high"], alpha=0.2)
         axis.set(
@@ -58,6 +76,8 @@ def error_curves(
             ylabel="test error",
             title=f"{dataset} / {model}",
         )
+        if x == "epoch":
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         written += _save(figure, out / f"error_vs_{x}_{dataset}_{model}")
     return written
@@ -68,13 +88,14 @@ def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
     for (dataset, model), cells in curve.groupby(["dataset", "model"]):
         figure, axis = plt.subplots(figsize=(6, 4))
         for optimizer, rows in cells.groupby("optimizer"):
-            axis.plot(rows["k"], rows["mean"], marker="o", label=optimizer)
+            axis.plot(rows["k"], rows["mean"], label=optimizer, markersize=4, **style(optimizer))
             axis.fill_between(rows["k"], rows["low"], rows["high"], alpha=0.2)
         axis.set(
             xlabel="random-search trials",
             ylabel="expected test accuracy of the chosen trial",
             title=f"{dataset} / {model}",
         )
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         written += _save(figure, out / f"tuning_{dataset}_{model}")
     return written

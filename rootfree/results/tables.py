@@ -86,44 +86,59 @@ def _missing(value) -> bool:
 def missing_cells(
     scores: pd.DataFrame, optimizers: list[str] | None = None
 ) -> list[dict[str, str]]:
-    """(dataset, model, optimizer) cells with no finished run, and the command that fills each."""
+    """Per (dataset, model): the optimizers with no finished run and one command that fills them."""
     optimizers = optimizers or sorted(OPTIMIZERS)
     done = scores[scores["status"] == "done"]
     have = set(map(tuple, done[CELL].drop_duplicates().values.tolist()))
+    pairs = sorted(set(map(tuple, scores[["dataset", "model"]].drop_duplicates().values.tolist())))
     missing = []
-    for dataset, model in sorted(
-        set(map(tuple, scores[["dataset", "model"]].drop_duplicates().values.tolist()))
-    ):
-        for optimizer in optimizers:
-            if (dataset, model, optimizer) not in have:
-                missing.append(
-                    {
-                        "dataset": dataset,
-                        "model": model,
-                        "optimizer": optimizer,
-                        "command": f"python train.py -m tuning=random dataset={dataset} model={model} optimizer={optimizer}",
-                    }
-                )
+    for dataset, model in pairs:
+        absent = [o for o in optimizers if (dataset, model, o) not in have]
+        if absent:
+            command = (
+                f"python train.py -m tuning=random dataset={dataset} model={model} "
+                f"optimizer={','.join(absent)}"
+            )
+            missing.append(
+                {"dataset": dataset, "model": model, "optimizers": absent, "command": command}
+            )
     return missing
 
 
-def to_markdown(table: pd.DataFrame, title: str) -> str:
-    """Accuracies as percentages with their CI; every table says which split selected it."""
-    shown = table.copy()
-    for column in (
-        "test_acc",
-        "ci95",
-        "gap_to_sgd",
-        "gap_ci95",
-        "vs_counterpart",
-        "vs_counterpart_ci95",
-        "std",
-    ):
-        if column in shown:
-            shown[column] = shown[column] * 100
+def _percent(value: float, ci: float) -> str:
+    return f"{100 * value:.2f}" + (f" ± {100 * ci:.2f}" if math.isfinite(ci) else "")
+
+
+def compact_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Optimizers x (dataset / model): test accuracy in % with its 95% CI and seed count, the
+    best mean of each column in bold, and the difference to SGD with its Welch CI."""
+    order = {name: i for i, name in enumerate(OPTIMIZERS)}
+    cells: dict[str, dict[str, str]] = {}
+    for (dataset, model), rows in table.groupby(["dataset", "model"]):
+        best = rows["test_acc"].max()
+        for row in rows.to_dict("records"):
+            text = _percent(row["test_acc"], row["ci95"])
+            text = f"**{text}**" if row["test_acc"] == best else text
+            lost = [f"{row[k]} {k}" for k in ("diverged", "failed") if row.get(k)]
+            text += f" (n={', '.join([str(row['seeds']), *lost])})"
+            gap = row.get("gap_to_sgd", math.nan)
+            if isinstance(gap, float) and math.isfinite(gap):
+                text += f", {'+' if gap >= 0 else '−'}{_percent(abs(gap), row['gap_ci95'])} vs SGD"
+            cells.setdefault(row["optimizer"], {})[f"{dataset} / {model}"] = text
+    compact = pd.DataFrame.from_dict(cells, orient="index").fillna("–")
+    compact = compact.loc[sorted(compact.index, key=lambda name: order.get(name, len(order)))]
+    return compact.rename_axis("optimizer").reset_index()
+
+
+def compact_markdown(table: pd.DataFrame, title: str) -> str:
+    """The compact table with its reading instructions and the selection split."""
     splits = ", ".join(sorted(set(table["selection_split"]))) if len(table) else "none"
-    note = f"Hyperparameters selected on the **{splits}** split; accuracies in %, +- is the 95% CI over seeds.\n\n"
-    return f"# {title}\n\n{note}" + shown.to_markdown(index=False, floatfmt=".4g") + "\n"
+    note = (
+        f"Test accuracy in %, mean ± 95% CI over n seeds of the setting chosen on the **{splits}** "
+        "split; bold: the best mean of the column; then the difference to SGD (Welch 95% CI). "
+        "Every column is in comparison.csv and comparison.tex.\n\n"
+    )
+    return f"# {title}\n\n{note}" + compact_table(table).to_markdown(index=False) + "\n"
 
 
 def skipped_note(skipped: pd.DataFrame) -> str:

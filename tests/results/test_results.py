@@ -109,10 +109,12 @@ def test_gap_paired_differences_and_divergence_are_reported(tmp_path):
 def test_missing_cells_are_listed_with_the_command_and_strict_fails(tmp_path, capsys):
     write_run(tmp_path / "runs", "s0", optimizer=SGD(0.1), seed=0, val=[0.7], test=[0.7])
     missing = missing_cells(
-        run_scores(collect_runs(tmp_path / "runs")), ["sgd", "rootfree_rmsprop"]
+        run_scores(collect_runs(tmp_path / "runs")), ["sgd", "adamw", "rootfree_rmsprop"]
     )
-    assert [m["optimizer"] for m in missing] == ["rootfree_rmsprop"]
-    assert "optimizer=rootfree_rmsprop" in missing[0]["command"]
+    assert [m["optimizers"] for m in missing] == [["adamw", "rootfree_rmsprop"]], (
+        "one line per model"
+    )
+    assert missing[0]["command"].endswith("model=resnet optimizer=adamw,rootfree_rmsprop")
     args = [
         str(tmp_path / "runs"),
         "--out",
@@ -121,8 +123,10 @@ def test_missing_cells_are_listed_with_the_command_and_strict_fails(tmp_path, ca
         "sgd,rootfree_rmsprop",
     ]
     assert main(args) == 0 and main([*args, "--strict"]) == 1
-    assert "missing: cifar100 / resnet / rootfree_rmsprop" in capsys.readouterr().out
-    assert "selected on the **val** split" in (tmp_path / "tables" / "comparison.md").read_text()
+    out = capsys.readouterr().out
+    assert "missing: cifar100 / resnet: rootfree_rmsprop  (" in out
+    assert "runs.csv (1 runs, 1 rows)" in out
+    assert "chosen on the **val** split" in (tmp_path / "tables" / "comparison.md").read_text()
 
 
 def test_test_set_selection_is_stamped(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from rootfree.record import iter_runs
+from tests.results.rundirs import write_run
 from tests.scripts.test_benchmarks import load
 
 DESIGN = {
@@ -56,8 +57,11 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     planned = capsys.readouterr().out
     assert "5 runs" in planned and "none" in planned and "some" in planned
 
+    # a finished run left from an earlier design: it must neither win the selection nor be collected
+    stray = {"name": "sgd", "lr": 0.3, "momentum": 0.5, "weight_decay": 0.0}
+    write_run(tmp_path / "runs" / "tiny", "stray", optimizer=stray, seed=0, val=[1.0], test=[1.0])
     assert study.main(["run", *args, "--jobs", "2"]) == 0
-    records = list(iter_runs(tmp_path / "runs" / "tiny"))
+    records = [r for r in iter_runs(tmp_path / "runs" / "tiny") if r.name != "stray"]
     assert len(records) == 5 and all(r.state == "done" and not r.problems for r in records)
     derived = list(iter_runs(tmp_path / "runs" / "wd"))
     assert sorted(r.config["optimizer"]["weight_decay"] for r in derived) == [0.0, 0.01]
