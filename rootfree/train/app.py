@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rootfree.record import FINAL_STATUSES, HASH_EXCLUDED, DiskFull, RunDir, config_hash
+from rootfree.record.files import write_bytes_atomic
 from rootfree.train.loop import Diverged, Trainer, world
 from rootfree.train.validate import ConfigError, validate_config
 
@@ -147,12 +148,14 @@ def run(cfg: DictConfig) -> float:
 
 def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> float:
     """Train under the lock; every way out is recorded in status.json."""
-    if run_dir.writer:
-        run_dir.path.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir.path / "config.yaml", resolve=True)
-    run_dir.set_status("running", run_hash=config_hash(config), world_size=world_size, error=None)
     trainer = None
     try:
+        if run_dir.writer:
+            text = OmegaConf.to_yaml(cfg, resolve=True)
+            write_bytes_atomic(run_dir.path / "config.yaml", text.encode())
+        run_dir.set_status(
+            "running", run_hash=config_hash(config), world_size=world_size, error=None
+        )
         with signals_interrupt():
             trainer = Trainer(config, run_dir)
             run_dir.record_launch(
