@@ -31,7 +31,6 @@ from rootfree.train.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 AMP_MODES = ("off", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class Diverged(Exception):
