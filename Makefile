@@ -6,7 +6,7 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
 INSTALLED := .make/installed
 
-.PHONY: help install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
+.PHONY: help gpu-check install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test-gpu:  ## the tests that need CUDA (they skip without it)
 bench:  ## step time, state memory and precision of every optimizer on CPU (results/bench)
 	$(PYTHON) scripts/bench_optimizers.py
 	$(PYTHON) scripts/bench_precision.py
+
+gpu-check:  ## every paper experiment and optimizer, a few bf16 steps at the paper's sizes on one GPU
+	$(PYTHON) scripts/gpu_check.py --device cuda
 
 bench-gpu:  ## the same on CUDA
 	$(PYTHON) scripts/bench_optimizers.py --device cuda --steps 20 --warmup 5
