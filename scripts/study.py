@@ -8,7 +8,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
 
     python scripts/study.py plan                 # the runs and their estimated CPU time
     python scripts/study.py run --jobs 2         # run (or resume) everything, single-threaded jobs
-    python scripts/study.py collect              # copy finished records for committing
+    python scripts/study.py collect              # copy finished records, rebuild their tables
     python scripts/study.py report               # tables, checks, plots from the records
 """
 
@@ -478,17 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     questions = [everything[name] for name in names]
     if args.command == "plan":
         plan(questions, args.jobs)
-    elif args.command == "run":
+        return 0
+    if args.command == "run":
         if args.retry_failed:
             SETTLED.remove("failed")
         run_all(questions, everything, args.jobs, args.runs / "logs", args.device)
+    if args.command in ("run", "collect"):
         collect_records(questions, args.out)
-    elif args.command == "collect":
-        collect_records(questions, args.out)
-    else:
-        records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
-        tables = args.tables or args.out.parent
-        report([records[q.name] for q in questions], records, args.out, tables)
+    # records and the tables built from them always change together
+    records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
+    report([records[q.name] for q in questions], records, args.out, args.tables or args.out.parent)
     return 0
 
 
