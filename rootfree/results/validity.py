@@ -78,14 +78,13 @@ def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
     for _, cell in chosen.iterrows():
         mine = scores[(scores[CELL] == cell[CELL]).all(axis=1)].dropna(subset=["val_acc"])
         trials = mine[mine["seed"] == mine["seed"].min()].groupby("setting")["val_acc"].mean()
-        gain = expected_best(trials.to_numpy(), len(trials)) - expected_best(
-            trials.to_numpy(), max(1, len(trials) // 2)
-        )
+        half = max(1, len(trials) // 2)
+        gain = expected_best(trials.to_numpy(), len(trials)) - expected_best(trials.to_numpy(), half)
         noise = summarize(mine[mine["setting"] == cell["setting"]]["val_acc"].tolist())["ci"]
         rows.append(
             _row(
                 cell,
-                f"E[best val] gain from {len(trials) // 2} to {len(trials)} trials",
+                f"E[best val] gain from {half} to {len(trials)} trials",
                 gain,
                 f"< seed CI {noise:.4f}",
                 gain < noise,
