@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rootfree.data import load_dataset
+from rootfree.data.ragged import RaggedImages
 from rootfree.record import RunDir
 from rootfree.train.build import build_model, build_optimizer, dataset_options, global_batch_size
 from rootfree.train.loop import Trainer, resolve_device
@@ -46,7 +47,9 @@ def bare(config: dict) -> float:
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(trainer["amp"])
     torch.manual_seed(config["seed"])
     splits = load_dataset(**dataset_options(config))
-    images, labels = splits.train[0].to(device), splits.train[1].to(device)
+    images = splits.train[0]
+    images = images.centre_crops() if isinstance(images, RaggedImages) else images
+    images, labels = images.to(device), splits.train[1].to(device)
     mean = torch.tensor(splits.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(splits.std, device=device).view(1, -1, 1, 1)
     model = build_model(config, splits.num_classes, splits.channels, splits.image_size).to(device)

@@ -12,10 +12,12 @@ import torch
 from rootfree.data.cifar import load_cifar
 from rootfree.data.fashion_mnist import load_fashion_mnist
 from rootfree.data.imagefolder import load_imagefolder
+from rootfree.data.ragged import RaggedImages
 from rootfree.data.splits import train_val_split
 from rootfree.data.synthetic import load_synthetic
 
 SELECTION_SPLITS = ("val", "test")
+Images = torch.Tensor | RaggedImages
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,12 @@ DATASETS: dict[str, DatasetSpec] = {
         lambda **_: (3, 32, 100),
     ),
     "imagefolder": DatasetSpec(
-        lambda root, download, image_size=64, **_: load_imagefolder(root, image_size),
+        lambda root, download, image_size=64, decode_size=None, **_: load_imagefolder(
+            root, image_size, decode_size
+        ),
         0,
         "vit",
-        "any ImageFolder with train/ and val/ (ImageWoof-10 in the paper), resized in memory",
+        "any ImageFolder with train/ and val/ (ImageWoof-10 in the paper), decoded in memory",
         lambda image_size=64, **_: (3, image_size, 0),
     ),
     "synthetic": DatasetSpec(
@@ -69,7 +73,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 @dataclass
 class DatasetSplits:
-    train: tuple[torch.Tensor, torch.Tensor]
+    train: tuple[Images, torch.Tensor]  # RaggedImages where the augmentation crops decoded images
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
     num_classes: int
@@ -82,12 +86,27 @@ class DatasetSplits:
     checksum: str
 
 
-def _checksum(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str:
+def _checksum(splits: dict[str, tuple[Images, torch.Tensor]]) -> str:
     digest = hashlib.sha256()
     for name in sorted(splits):
-        for tensor in splits[name]:
-            digest.update(tensor.contiguous().numpy().tobytes())
+        for images in splits[name]:
+            for tensor in images if isinstance(images, RaggedImages) else [images]:
+                digest.update(tensor.contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _channel_stats(images: Images) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation over every pixel, in [0, 1] units."""
+    if not isinstance(images, RaggedImages):
+        unit = images.float() / 255
+        return unit.mean(dim=(0, 2, 3)).tolist(), unit.std(dim=(0, 2, 3)).tolist()
+    total = square = count = 0
+    for image in images:
+        pixels = image.double().flatten(1) / 255
+        total, square = total + pixels.sum(1), square + pixels.square().sum(1)
+        count += pixels.shape[1]
+    mean = total / count
+    return mean.tolist(), ((square - count * mean**2) / (count - 1)).sqrt().tolist()
 
 
 def load_dataset(
@@ -122,7 +141,9 @@ def load_dataset(
     if train_subset is not None:
         keep = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(split_seed))
         train = tuple(t[keep[:train_subset]] for t in train)
-    images = train[0].float() / 255
+    if isinstance(val[0], RaggedImages):
+        val = (val[0].centre_crops(), val[1])
+    mean, std = _channel_stats(train[0])
     return DatasetSplits(
         train=train,
         val=val,
@@ -130,8 +151,8 @@ def load_dataset(
         num_classes=spec.num_classes or int(raw["train"][1].max()) + 1,
         channels=train[0].shape[1],
         image_size=train[0].shape[-1],
-        mean=images.mean(dim=(0, 2, 3)).tolist(),
-        std=images.std(dim=(0, 2, 3)).tolist(),
+        mean=mean,
+        std=std,
         augmentation=spec.augmentation,
         selection_split=selection_split,
         checksum=_checksum(raw),
