@@ -39,7 +39,11 @@ def write_folder(root: Path, train: int, val: int, seed: int = 0) -> None:
             folder = root / split / f"class{i % CLASSES}"
             folder.mkdir(parents=True, exist_ok=True)
             short, aspect = rng.integers(300, 501), rng.uniform(0.75, 16 / 9)
-            size = (int(short * aspect), int(short)) if rng.random() < 0.8 else (int(short), int(short * aspect))
+            size = (
+                (int(short * aspect), int(short))
+                if rng.random() < 0.8
+                else (int(short), int(short * aspect))
+            )
             coarse = rng.integers(0, 256, (size[1] // 16 + 1, size[0] // 16 + 1, 3), dtype=np.uint8)
             image = Image.fromarray(coarse).resize(size, Image.BILINEAR)
             image.save(folder / f"{i}.JPEG", quality=90)
@@ -51,8 +55,13 @@ def measure(root: Path, cap: int | None, device: str, batch: int) -> dict:
     data = load_dataset("imagefolder", root=str(root), image_size=224, decode_size=cap)
     seconds = time.perf_counter() - start
     loader = BatchLoader(
-        *data.train, batch_size=batch, mean=data.mean, std=data.std, device=device,
-        shuffle=True, augment="vit",
+        *data.train,
+        batch_size=batch,
+        mean=data.mean,
+        std=data.std,
+        device=device,
+        shuffle=True,
+        augment="vit",
     )
     next(loader.batches(epoch=0))
     if device == "cuda":
@@ -69,7 +78,9 @@ def measure(root: Path, cap: int | None, device: str, batch: int) -> dict:
         "load s": round(seconds, 1),
         "train MiB": round(nbytes(data.train[0]) / mib),
         "val+test MiB": round((nbytes(data.val[0]) + nbytes(data.test[0])) / mib),
-        "peak RSS growth MiB": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024),
+        "peak RSS growth MiB": round(
+            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+        ),
         f"augment ms / batch of {batch}": round((time.perf_counter() - tick) / 3 * 1000),
     }
 
@@ -78,7 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=9025)
     parser.add_argument("--val", type=int, default=3929)
-    parser.add_argument("--caps", default="none,320", help="decode_size values; none keeps the decoded size")
+    parser.add_argument(
+        "--caps", default="none,320", help="decode_size values; none keeps the decoded size"
+    )
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
@@ -91,7 +104,9 @@ def main() -> None:
         print(f"wrote {args.train + args.val} JPEGs in {time.perf_counter() - tick:.0f} s")
         # each load in a fresh process, so each peak RSS is its own
         with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-            rows = [pool.apply(measure, (Path(folder), cap, args.device, args.batch)) for cap in caps]
+            rows = [
+                pool.apply(measure, (Path(folder), cap, args.device, args.batch)) for cap in caps
+            ]
     table = pd.DataFrame(rows).to_markdown(index=False)
     header = (
         f"# ImageFolder in memory: {args.train} train / {args.val} val generated JPEGs at input 224, "

@@ -2,8 +2,8 @@
 
 For each cell: the first step with a non-finite loss or parameter (none if it stayed finite), the
 final loss (mean of the last 20 steps), and final / initial loss, on a small CNN learning a fixed random teacher. Then
-Shampoo's inverse root attempted in bf16 on a factor with a known spectrum (shared/optimizers.md
-section 6), reported as it behaves. A toy: one seed, untuned but sane learning rates.
+Shampoo's inverse root attempted in bf16 on a factor with a known spectrum (its
+smallest eigenvalues sit below bf16's resolution), reported as it behaves. A toy: one seed, untuned but sane learning rates.
 
     python scripts/bench_precision.py [--steps 300] [--device cpu]
 
@@ -100,7 +100,7 @@ def run_cell(name: str, mode: str, x, y, device) -> dict:
 
 
 def root_in_bf16() -> pd.DataFrame:
-    """Shampoo's root of a low-rank factor plus damping, rounded to bf16 (optimizers.md 6)."""
+    """Shampoo's root of a low-rank factor plus damping, rounded to bf16."""
     torch.manual_seed(0)
     n, rank, eps = 256, 8, 1e-6
     g = torch.randn(n, rank, dtype=torch.float64)

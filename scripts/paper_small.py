@@ -2,7 +2,7 @@
 
 1. a random search (Optuna's random sampler, stage-1 spaces) per model and optimizer, seed 0;
 2. the best setting of each (by validation accuracy) rerun with seeds 1 and 2;
-3. the precision question (paper.md 1.1.2): RF-RMSProp's best setting with bf16 state, 3 seeds;
+3. the precision question (docs/update_rules.md, bf16): RF-RMSProp's best setting with bf16 state, 3 seeds;
 4. the run records (config, status, metrics, provenance; no checkpoints) copied to
    results/paper_small/runs/, and the tables (with the precision table) and plots built from
    them under results/paper_small/; `make tables` rebuilds them from the committed records.

@@ -46,7 +46,9 @@ def _attempts(
     """(h, w) of ``ATTEMPTS`` boxes per image: area a fraction ``scale`` of it, log-uniform aspect."""
     n = len(hw)
     area = (hw[:, 0] * hw[:, 1])[:, None] * torch.empty(n, ATTEMPTS).uniform_(*scale, generator=g)
-    log_ratio = torch.empty(n, ATTEMPTS).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
+    log_ratio = torch.empty(n, ATTEMPTS).uniform_(
+        math.log(ratio[0]), math.log(ratio[1]), generator=g
+    )
     aspect = log_ratio.exp()
     return (area / aspect).sqrt().round(), (area * aspect).sqrt().round()
 

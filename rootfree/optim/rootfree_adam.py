@@ -1,4 +1,4 @@
-"""RF-AdamW: root-free AdamW (shared/paper.md 1.1.3, yorkerlin ``MyAdamW``).
+"""RF-AdamW: root-free AdamW (docs/update_rules.md, yorkerlin ``MyAdamW``).
 
     p <- p (1 - lr * weight_decay)                       (decoupled weight decay)
     m <- betas[0] m + (1 - betas[0]) g

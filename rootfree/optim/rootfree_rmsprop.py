@@ -1,4 +1,4 @@
-"""RF-RMSProp: the paper's root-free RMSProp (shared/paper.md 1.1.2, yorkerlin ``MyRmsProp``).
+"""RF-RMSProp: the paper's root-free RMSProp (docs/update_rules.md, yorkerlin ``MyRmsProp``).
 
     S <- (1 - lr_cov) S + lr_cov * B * g*g          (S starts at 1, not 0)
     d  = g / (S + damping) + weight_decay * p       (weight decay after preconditioning)

@@ -1,4 +1,4 @@
-"""IF-Shampoo / SIRFShampoo: inverse- and root-free Kronecker-factored Shampoo (paper.md 1.3.1).
+"""IF-Shampoo / SIRFShampoo: inverse- and root-free Kronecker-factored Shampoo (docs/update_rules.md).
 
 A parameter whose squeezed gradient G has shape (d_1, ..., d_N) keeps factors K_n (initially I)
 and implicitly the preconditioner (x)_n K_n K_n^T. On a refresh step, with G_hat = G x_n K_n^T,

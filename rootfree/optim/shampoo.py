@@ -1,4 +1,4 @@
-"""Shampoo as the paper ran it (Meta's DistributedShampoo configuration, shared/paper.md 1.2).
+"""Shampoo as the paper ran it (Meta's DistributedShampoo configuration, docs/update_rules.md).
 
 Every step, for the gradient G of order k with its size-1 axes squeezed (one factor per axis;
 ``squeeze_size_one_axes=False`` keeps them, as Meta's implementation does),

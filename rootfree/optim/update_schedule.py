@@ -1,7 +1,7 @@
 """When a Kronecker method refreshes its preconditioner.
 
 ``fixed`` refreshes at steps 0, T, 2T, ... (SIRFShampoo's ``step % T == 0``). ``log4`` is the
-warm-up of the authors' IF-Shampoo (shared/paper.md 1.3.2): after an update at step t the next
+warm-up of the authors' IF-Shampoo (docs/update_rules.md): after an update at step t the next
 one comes min(max(floor(log4(t + 1)), 1), T) steps later, so every step early on, every T later.
 """
 

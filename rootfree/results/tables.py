@@ -155,7 +155,7 @@ def skipped_note(skipped: pd.DataFrame) -> str:
 
 def precision_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Settings run with more than one optimizer-state dtype, side by side (the precision question
-    of paper.md 1.1.2): test accuracy mean, std and seeds per dtype."""
+    of docs/update_rules.md): test accuracy mean, std and seeds per dtype."""
     done = scores[scores["status"] == "done"]
     dtypes = done.groupby("setting_any_dtype")["optimizer_dtype"].nunique()
     twins = done[done["setting_any_dtype"].isin(dtypes[dtypes > 1].index)]

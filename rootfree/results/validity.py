@@ -79,7 +79,9 @@ def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         mine = scores[(scores[CELL] == cell[CELL]).all(axis=1)].dropna(subset=["val_acc"])
         trials = mine[mine["seed"] == mine["seed"].min()].groupby("setting")["val_acc"].mean()
         half = max(1, len(trials) // 2)
-        gain = expected_best(trials.to_numpy(), len(trials)) - expected_best(trials.to_numpy(), half)
+        gain = expected_best(trials.to_numpy(), len(trials)) - expected_best(
+            trials.to_numpy(), half
+        )
         noise = summarize(mine[mine["setting"] == cell["setting"]]["val_acc"].tolist())["ci"]
         rows.append(
             _row(

@@ -14,7 +14,7 @@ LOSSES = ("cross_entropy", "rescaled_mse")
 def rescaled_mse(
     logits: torch.Tensor, labels: torch.Tensor, scale: float, weight: float, reduction: str = "mean"
 ) -> torch.Tensor:
-    """Hui and Belkin (2020): MSE(out * (1 + (k - 1) onehot), M k onehot), as in paper.md 2.2.
+    """Hui and Belkin (2020): MSE(out * (1 + (k - 1) onehot), M k onehot), as in the authors' CNN code.
 
     The mean runs over samples and classes; ``reduction="sum"`` sums the per-sample means.
     """

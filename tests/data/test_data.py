@@ -207,7 +207,9 @@ def _timm_boxes(transform, height, width, n):
 
     random.seed(0)
     image = Image.new("RGB", (width, height))
-    return np.array([transform.get_params(image, transform.scale, transform.ratio) for _ in range(n)])
+    return np.array(
+        [transform.get_params(image, transform.scale, transform.ratio) for _ in range(n)]
+    )
 
 
 @pytest.mark.parametrize("height, width", [(375, 500), (400, 60)])

@@ -209,3 +209,34 @@ def test_config_settings_in_paper_names_become_constructor_arguments():
     )
     with pytest.raises(ValueError, match=r"\['eps'\] given both directly and in the paper's names"):
         optimizer_arguments("adamw", dict(damping=1e-8, eps=1e-8))
+
+
+def _documented_arguments() -> dict[str, dict[str, str]]:
+    """docs/hyperparameters.md's argument table: {optimizer: {paper name: cell}}."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "hyperparameters.md").read_text()
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
+    header = next(row for row in rows if row[0].strip() == "optimizer")
+    names = [cell.strip() for cell in header[1:]]
+    table = {}
+    for row in rows:
+        if row[0].strip() in OPTIMIZERS:
+            table[row[0].strip()] = {n: c.strip() for n, c in zip(names, row[1:]) if c.strip()}
+    return table
+
+
+def test_the_documented_hyperparameter_mapping_is_the_registrys():
+    """Each documented cell names the argument a paper value lands in (and its complement)."""
+    import re
+
+    table = _documented_arguments()
+    assert set(table) == set(OPTIMIZERS)
+    for name, cells in table.items():
+        assert set(cells) == set(OPTIMIZERS[name].paper_names), name
+        for paper_name, cell in cells.items():
+            argument, index = re.match(r"`(\w+)(?:\[(\d)\])?`", cell).groups()
+            value = from_paper_hparams(name, **{paper_name: 0.25})[argument]
+            value = value[int(index)] if index else value
+            expected = 0.75 if "1 - lr_cov" in cell else 0.25
+            assert value == pytest.approx(expected), (name, paper_name, cell)

@@ -1,4 +1,4 @@
-"""RF-RMSProp and RF-AdamW against re-derivations of paper.md 1.1.2 / 1.1.3, and reductions."""
+"""RF-RMSProp and RF-AdamW against re-derivations of the authors' update rules (docs/update_rules.md), and reductions."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_foreach_path_equals_for_loop_on_params_and_state(optimizer_cls, param_d
 
 
 def test_bf16_second_moment_cannot_decay_for_small_lr_cov():
-    """paper.md 1.1.2: with bf16 state and lr_cov ~1e-3, S = 1 * (1 - lr_cov) rounds back to 1."""
+    """with bf16 state and lr_cov ~1e-3, S = 1 * (1 - lr_cov) rounds back to 1."""
     grads = [torch.full((64,), 1e-3) for _ in range(300)]
     results = {}
     for state_dtype in ("bfloat16", None):

@@ -1,5 +1,5 @@
-"""RootFreeShampoo against a Kronecker-product re-derivation of paper.md 1.3.1, the authors'
-SIRFShampoo 0.0.1, the fixed points of 1.3.1/1.3.4, and its matmul-only, bf16-safe claims."""
+"""RootFreeShampoo against a Kronecker-product re-derivation of docs/update_rules.md, the authors'
+SIRFShampoo 0.0.1, its fixed points (docs/update_rules.md), and its matmul-only, bf16-safe claims."""
 
 from __future__ import annotations
 
@@ -276,7 +276,7 @@ def test_steps_run_with_decompositions_disabled(monkeypatch):
 
 
 def test_log4_schedule_refreshes_108_times_in_200_steps_for_T2():
-    """paper.md 1.3.2: every step for steps 0-15, then every 2nd step."""
+    """The authors' log4 schedule: every step for steps 0-15, then every 2nd step."""
     param = torch.nn.Parameter(torch.zeros(3))
     optimizer = RootFreeShampoo([param], batch_size=1, update_every=2, update_schedule="log4")
     refreshes = []

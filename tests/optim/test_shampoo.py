@@ -163,7 +163,7 @@ def test_bf16_parameters_get_fp32_factors_and_fp32_or_fp64_roots(monkeypatch):
 
 
 def test_bf16_factors_stay_finite_through_the_spectrum_shift():
-    """bf16-rounded factors can be indefinite (optimizers.md 6); the shift keeps roots finite."""
+    """bf16-rounded factors can be indefinite; the shift keeps roots finite."""
     model = small_cnn()
     optimizer = Shampoo(model.parameters(), lr=0.01, eps=1e-12, preconditioner_dtype="bfloat16")
     train(model, optimizer, batches(2) * 5)
