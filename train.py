@@ -1,15 +1,7 @@
-"""Train one configuration, or sweep many with -m: `python train.py optimizer=rootfree_adam`."""
+"""Train one configuration, or sweep many with -m: `python train.py optimizer=rootfree_adam`.
+The same app as the ``rootfree-train`` command."""
 
-import hydra
-from omegaconf import DictConfig
-
-from rootfree.train.app import run  # also registers the ${run_hash:} resolver
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    return run(cfg)
-
+from rootfree.train.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,21 @@
-"""Puts the repository's experiments/ folder (the paper's comparisons) on Hydra's search path."""
-
-from pathlib import Path
+"""Puts rootfree's experiments/ folder (the paper's comparisons) on the search path of rootfree's
+own Hydra app, and of no other app: it acts only when rootfree's conf/ is the primary config."""
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+from rootfree.config_paths import config_dir
+
+
+def _is_rootfree_app(search_path: ConfigSearchPath) -> bool:
+    conf = config_dir("conf")
+    return conf is not None and any(
+        element.path in (str(conf), f"file://{conf}") for element in search_path.get_path()
+    )
 
 
 class RootfreeExperimentsSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        search_path.append(provider="rootfree-experiments", path=f"file://{EXPERIMENTS}")
+        experiments = config_dir("experiments")
+        if experiments is not None and _is_rootfree_app(search_path):
+            search_path.append(provider="rootfree-experiments", path=f"file://{experiments}")

@@ -12,7 +12,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
@@ -20,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from rootfree.config_paths import config_dirs
 from rootfree.record import FINAL_STATUSES, HASH_EXCLUDED, DiskFull, RunDir, config_hash
 from rootfree.record.files import write_bytes_atomic
 from rootfree.train.loop import Diverged, Trainer, world
@@ -42,7 +42,6 @@ def run_hash(*, _root_: DictConfig) -> str:
     return config_hash(semantic)
 
 
-REPO = Path(__file__).resolve().parents[2]
 HELP_GROUPS = (
     "dataset",
     "model",
@@ -59,9 +58,7 @@ def help_groups() -> str:
     """OmegaConf resolver ``${rootfree_help_groups:}``: the groups a user picks, with options."""
     lines = []
     for group in HELP_GROUPS:
-        names = {
-            p.stem for root in ("conf", "experiments") for p in (REPO / root / group).glob("*.yaml")
-        }
+        names = {p.stem for root in config_dirs() for p in (root / group).glob("*.yaml")}
         lines.append(f"{group}: {', '.join(sorted(names))}")
     return "\n".join(lines)
 

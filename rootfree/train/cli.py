@@ -1,0 +1,19 @@
+"""``rootfree-train``: the Hydra app, with rootfree's configs found wherever it is installed.
+Runs go under the current directory (``paths.runs``)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from rootfree.config_paths import config_dir
+from rootfree.train.app import run  # also registers the ${run_hash:} resolver
+
+CONF = config_dir("conf")
+if CONF is None:
+    raise RuntimeError("rootfree's configs are missing: reinstall rootfree[train]")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run(cfg)
