@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rootfree.config_paths import config_dirs
+from rootfree.paper_experiments import missing_best_file
 from rootfree.record import FINAL_STATUSES, HASH_EXCLUDED, DiskFull, RunDir, config_hash
 from rootfree.record.files import write_bytes_atomic
 from rootfree.train.loop import Diverged, Trainer, world
@@ -115,6 +116,19 @@ def _reject(run_dir: RunDir, error: ConfigError) -> float:
     return math.nan
 
 
+def _check_best_file(config: dict) -> None:
+    """A paper experiment with an optimizer the paper ran needs its best hyperparameters."""
+    experiment = HydraConfig.get().runtime.choices.get("experiment")
+    missing = missing_best_file(experiment, config["optimizer"]["name"])
+    if missing is not None:
+        raise ConfigError(
+            "experiment",
+            experiment,
+            f"its best {config['optimizer']['name']} settings "
+            f"({missing.name}) are missing from {missing.parent}; the run would use defaults",
+        )
+
+
 def run(cfg: DictConfig) -> float:
     """Train the configured run (or skip/resume it); return the selection-split accuracy."""
     rank, world_size = world()
@@ -122,6 +136,7 @@ def run(cfg: DictConfig) -> float:
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
         validate_config(config)
+        _check_best_file(config)
     except ConfigError as error:
         return _reject(run_dir, error)
     if not _claim(run_dir, world_size):

@@ -8,6 +8,9 @@ from omegaconf import DictConfig
 
 from rootfree.config_paths import config_dir
 from rootfree.train.app import run  # also registers the ${run_hash:} resolver
+from rootfree.train.quiet import quiet_third_party
+
+quiet_third_party()
 
 CONF = config_dir("conf")
 if CONF is None:

@@ -83,3 +83,23 @@ def test_paper_vit_rootfree_shampoo_runs_the_authors_schedule_and_name_discount(
     assert optimizer["update_schedule"] == "log4"
     assert optimizer["lr_cov_scales"] == {"norm": 0.25, "proj": 0.25, "bias": 0.25}
     assert compose_config("optimizer=rootfree_shampoo")["optimizer"]["lr_cov_scales"] is None
+
+
+def test_the_paper_vocabulary_lists_exactly_the_experiments_and_their_best_files():
+    from rootfree.paper_experiments import PAPER_EXPERIMENTS, missing_best_file
+
+    assert sorted(PAPER_EXPERIMENTS) == EXPERIMENTS
+    for experiment, optimizers in PAPER_EXPERIMENTS.items():
+        for optimizer in optimizers:
+            assert missing_best_file(experiment, optimizer) is None, (experiment, optimizer)
+
+
+def test_a_missing_best_file_stops_the_run_before_it_starts(tmp_path):
+    from rootfree.paper_experiments import missing_best_file
+
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "paper_cifar100_resnet34_adamw.yml").write_text("lr: 1.0\n")  # misspelt
+    missing = missing_best_file("paper_cifar100_resnet34", "adamw", tmp_path)
+    assert missing == tmp_path / "best" / "paper_cifar100_resnet34_adamw.yaml"
+    assert missing_best_file("paper_cifar100_resnet34", "rootfree_adam", tmp_path) is None
+    assert missing_best_file(None, "adamw", tmp_path) is None
