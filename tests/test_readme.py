@@ -39,7 +39,9 @@ def _walkthrough() -> list[str]:
 
 
 def _other_commands() -> list[str]:
-    return [c for name, block in _blocks().items() if name != "The first ten minutes" for c in block]
+    return [
+        c for name, block in _blocks().items() if name != "The first ten minutes" for c in block
+    ]
 
 
 def _train_overrides(command: str) -> list[str]:

@@ -37,7 +37,9 @@ def test_sweep_through_submitit_local_executor(tmp_path):
     assert result.returncode == 0, result.stderr
     statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("*/status.json")]
     assert statuses == ["done", "done"]
-    assert "sweep finished: 2 jobs: 2 done" in result.stdout + result.stderr, "tallied across processes"
+    assert "sweep finished: 2 jobs: 2 done" in result.stdout + result.stderr, (
+        "tallied across processes"
+    )
     assert not (tmp_path / ".sweeps").exists()
 
 
