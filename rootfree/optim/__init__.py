@@ -1,5 +1,6 @@
 """rootfree's optimizers: root-free and root-based adaptive methods as plain torch optimizers."""
 
+from rootfree.optim.base import PreconditionedOptimizer
 from rootfree.optim.batch_size import BatchSizeCounter
 from rootfree.optim.registry import (
     OPTIMIZERS,
@@ -11,8 +12,8 @@ from rootfree.optim.registry import (
     to_paper_hparams,
     weight_decay_param_groups,
 )
-from rootfree.optim.rootfree_adam import RootFreeAdam
-from rootfree.optim.rootfree_rmsprop import RootFreeRMSProp
+from rootfree.optim.rootfree_adam import RootFreeAdam, rootfree_adam
+from rootfree.optim.rootfree_rmsprop import RootFreeRMSProp, rootfree_rmsprop
 from rootfree.optim.rootfree_shampoo import RootFreeShampoo
 from rootfree.optim.shampoo import Shampoo
 
@@ -20,6 +21,7 @@ __all__ = [
     "OPTIMIZERS",
     "BatchSizeCounter",
     "OptimizerSpec",
+    "PreconditionedOptimizer",
     "RootFreeAdam",
     "RootFreeRMSProp",
     "RootFreeShampoo",
@@ -28,6 +30,8 @@ __all__ = [
     "from_paper_hparams",
     "get_optimizer_spec",
     "optimizer_arguments",
+    "rootfree_adam",
+    "rootfree_rmsprop",
     "to_paper_hparams",
     "weight_decay_param_groups",
 ]

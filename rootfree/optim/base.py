@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,8 +36,12 @@ def _restore_dtypes(value: Any, saved: Any) -> Any:
     return value
 
 
-class RootfreeOptimizer(Optimizer):
-    """Base class: subclasses implement ``_step_group(group)`` for one param group."""
+class PreconditionedOptimizer(Optimizer):
+    """Base class of rootfree's optimizers, root-free and root-based alike: subclasses implement
+    ``_init_state(group, param)`` and ``_step_group(group)`` for one param group."""
+
+    def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _step_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -52,13 +57,21 @@ class RootfreeOptimizer(Optimizer):
                 self._step_group(group)
         return loss
 
+    # group keys renamed since a checkpoint may have been written: {old: new}
+    RENAMED_GROUP_KEYS = {"batched": "foreach", "use_bias_correction": "bias_correction"}
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load like torch does, but keep each state tensor's saved dtype.
+        """Load like torch does, but keep each state tensor's saved dtype (and read checkpoints
+        written before a group key was renamed).
 
         torch casts all floating state to the parameter's dtype, which would turn a bf16
         second moment or preconditioner into fp32 on resume and break bitwise continuation.
         """
-        super().load_state_dict(state_dict)
+        groups = [
+            {self.RENAMED_GROUP_KEYS.get(k, k): v for k, v in group.items()}
+            for group in state_dict["param_groups"]
+        ]
+        super().load_state_dict({**state_dict, "param_groups": groups})
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         params = [p for group in self.param_groups for p in group["params"]]
         for pid, param in zip(saved_ids, params):
@@ -68,6 +81,19 @@ class RootfreeOptimizer(Optimizer):
             state = self.state[param]
             for key, value in state.items():
                 state[key] = _restore_dtypes(value, saved_state.get(key))
+
+
+RootfreeOptimizer = PreconditionedOptimizer  # the former name, kept for one release
+
+
+def renamed(old: str, new: str, old_value: Any, new_value: Any) -> Any:
+    """A renamed argument's value: the old name still works for one release, with a warning."""
+    if old_value is None:
+        return new_value
+    warnings.warn(
+        f"{old}= is now {new}=; the old name goes in the next release", DeprecationWarning, 3
+    )
+    return old_value
 
 
 def grad_or_raise(param: torch.Tensor, name: str) -> torch.Tensor:

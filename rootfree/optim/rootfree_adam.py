@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from rootfree.optim.base import (
-    RootfreeOptimizer,
+    PreconditionedOptimizer,
     foreach_scale_,
     grad_or_raise,
     group_by_device_and_dtypes,
@@ -32,7 +32,7 @@ from rootfree.optim.validation import (
 )
 
 
-class RootFreeAdam(RootfreeOptimizer):
+class RootFreeAdam(PreconditionedOptimizer):
     """Root-free AdamW: Adam's update with B-scaled second moment and no square root.
 
     Args:
@@ -80,21 +80,25 @@ class RootFreeAdam(RootfreeOptimizer):
         )
         super().__init__(params, defaults)
 
+    def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        state = self.state[param]
+        if not state:
+            dtype = resolve_dtype(group["state_dtype"], param.dtype)
+            state["step"] = 0
+            state["first_moment"] = torch.zeros_like(
+                param, dtype=dtype, memory_format=torch.preserve_format
+            )
+            state["second_moment"] = torch.full_like(
+                param, group["second_moment_init"], dtype=dtype, memory_format=torch.preserve_format
+            )
+        return state
+
     def _step_group(self, group: dict[str, Any]) -> None:
         params, grads, first_moments, second_moments, steps = [], [], [], [], []
         for p in group["params"]:
             if p.grad is None:
                 continue
-            state = self.state[p]
-            if not state:
-                dtype = resolve_dtype(group["state_dtype"], p.dtype)
-                state["step"] = 0
-                state["first_moment"] = torch.zeros_like(
-                    p, dtype=dtype, memory_format=torch.preserve_format
-                )
-                state["second_moment"] = torch.full_like(
-                    p, group["second_moment_init"], dtype=dtype, memory_format=torch.preserve_format
-                )
+            state = self._init_state(group, p)
             state["step"] += 1
             params.append(p)
             grads.append(grad_or_raise(p, "RootFreeAdam"))
@@ -103,26 +107,59 @@ class RootFreeAdam(RootfreeOptimizer):
             steps.append(state["step"])
         if not params:
             return
-        beta1, beta2 = group["betas"]
-        correct = group["bias_correction"]
-        foreach = group["foreach"]
-        if foreach is None:
-            foreach = all(p.is_cuda for p in params)
-        update = _multi_tensor_rootfree_adam if foreach else _single_tensor_rootfree_adam
-        update(
+        rootfree_adam(
             params,
             grads,
             first_moments,
             second_moments,
+            steps,
+            foreach=group["foreach"],
             lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
+            betas=group["betas"],
             damping=group["damping"],
             weight_decay=group["weight_decay"],
             batch_size=group["batch_size"],
-            bc1=[1.0 - beta1**t if correct else 1.0 for t in steps],
-            bc2=[1.0 - beta2**t if correct else 1.0 for t in steps],
+            bias_correction=group["bias_correction"],
         )
+
+
+def rootfree_adam(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    first_moments: list[torch.Tensor],
+    second_moments: list[torch.Tensor],
+    steps: list[int],
+    *,
+    foreach: bool | None = None,
+    lr: float,
+    betas: tuple[float, float],
+    damping: float,
+    weight_decay: float,
+    batch_size: int,
+    bias_correction: bool = False,
+) -> None:
+    """Functional RF-AdamW (as ``torch.optim.adamw.adamw`` is AdamW's): one step on lists of
+    tensors, the moments updated in place; ``steps`` are each tensor's step count after this
+    step (for bias correction). ``foreach`` (default: on when every parameter is on CUDA)
+    picks the multi-tensor path."""
+    beta1, beta2 = betas
+    if foreach is None:
+        foreach = all(p.is_cuda for p in params)
+    update = _multi_tensor_rootfree_adam if foreach else _single_tensor_rootfree_adam
+    update(
+        params,
+        grads,
+        first_moments,
+        second_moments,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        damping=damping,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        bc1=[1.0 - beta1**t if bias_correction else 1.0 for t in steps],
+        bc2=[1.0 - beta2**t if bias_correction else 1.0 for t in steps],
+    )
 
 
 def _single_tensor_rootfree_adam(

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from rootfree.optim.base import (
-    RootfreeOptimizer,
+    PreconditionedOptimizer,
     foreach_scale_,
     grad_or_raise,
     group_by_device_and_dtypes,
@@ -31,7 +31,7 @@ from rootfree.optim.validation import (
 )
 
 
-class RootFreeRMSProp(RootfreeOptimizer):
+class RootFreeRMSProp(PreconditionedOptimizer):
     """Root-free RMSProp with batch-size-scaled second moment and heavy-ball momentum.
 
     Args:
@@ -108,15 +108,12 @@ class RootFreeRMSProp(RootfreeOptimizer):
             buffers.append(state.get("momentum_buffer"))
         if not params:
             return
-        foreach = group["foreach"]
-        if foreach is None:
-            foreach = all(p.is_cuda for p in params)
-        update = _multi_tensor_rootfree_rmsprop if foreach else _single_tensor_rootfree_rmsprop
-        update(
+        rootfree_rmsprop(
             params,
             grads,
             second_moments,
             buffers,
+            foreach=group["foreach"],
             lr=group["lr"],
             lr_cov=group["lr_cov"],
             damping=group["damping"],
@@ -124,6 +121,40 @@ class RootFreeRMSProp(RootfreeOptimizer):
             weight_decay=group["weight_decay"],
             batch_size=group["batch_size"],
         )
+
+
+def rootfree_rmsprop(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    second_moments: list[torch.Tensor],
+    momentum_buffers: list[torch.Tensor | None],
+    *,
+    foreach: bool | None = None,
+    lr: float,
+    lr_cov: float,
+    damping: float,
+    momentum: float,
+    weight_decay: float,
+    batch_size: int,
+) -> None:
+    """Functional RF-RMSProp (as ``torch.optim.adamw.adamw`` is AdamW's): one step on lists of
+    tensors, the state updated in place; ``momentum_buffers`` entries are None without momentum.
+    ``foreach`` (default: on when every parameter is on CUDA) picks the multi-tensor path."""
+    if foreach is None:
+        foreach = all(p.is_cuda for p in params)
+    update = _multi_tensor_rootfree_rmsprop if foreach else _single_tensor_rootfree_rmsprop
+    update(
+        params,
+        grads,
+        second_moments,
+        momentum_buffers,
+        lr=lr,
+        lr_cov=lr_cov,
+        damping=damping,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+    )
 
 
 def _single_tensor_rootfree_rmsprop(

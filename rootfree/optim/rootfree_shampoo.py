@@ -29,7 +29,12 @@ from typing import Any
 import torch
 
 from rootfree.optim import kronecker
-from rootfree.optim.base import RootfreeOptimizer, foreach_scale_, grad_or_raise
+from rootfree.optim.base import (
+    PreconditionedOptimizer,
+    foreach_scale_,
+    grad_or_raise,
+    renamed,
+)
 from rootfree.optim.update_schedule import SCHEDULES, next_update_step
 from rootfree.optim.validation import (
     check_choice,
@@ -42,7 +47,7 @@ from rootfree.optim.validation import (
 )
 
 
-class RootFreeShampoo(RootfreeOptimizer):
+class RootFreeShampoo(PreconditionedOptimizer):
     """Inverse- and root-free Kronecker Shampoo, numerically the authors' SIRFShampoo 0.0.1.
 
     Args:
@@ -58,7 +63,7 @@ class RootFreeShampoo(RootfreeOptimizer):
         preconditioner_dtype: dtype of factors and preconditioned step (``None``: the parameter's).
         structure: ``dense`` or ``diagonal`` factors.
         max_preconditioner_dim: axes longer than this get a diagonal factor (``None``: no limit).
-        batched: stack parameters with equal factor shapes into one batched computation
+        foreach: stack parameters with equal factor shapes into one batched computation
             (default: on for CUDA parameters, where it saves kernel launches; on CPU the copies
             cost more than they save).
     """
@@ -79,6 +84,7 @@ class RootFreeShampoo(RootfreeOptimizer):
         preconditioner_dtype: str | torch.dtype | None = None,
         structure: str = "dense",
         max_preconditioner_dim: int | None = 8192,
+        foreach: bool | None = None,
         batched: bool | None = None,
     ) -> None:
         check_lr(lr)
@@ -108,7 +114,7 @@ class RootFreeShampoo(RootfreeOptimizer):
             preconditioner_dtype=dtype_name("preconditioner_dtype", preconditioner_dtype),
             structure=structure,
             max_preconditioner_dim=max_preconditioner_dim,
-            batched=batched,
+            foreach=renamed("batched", "foreach", batched, foreach),
         )
         super().__init__(params, defaults)
 
@@ -139,7 +145,7 @@ class RootFreeShampoo(RootfreeOptimizer):
         return state
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        batched = group["batched"]
+        batched = group["foreach"]
         buckets: dict[tuple[Any, ...], list[torch.Tensor]] = defaultdict(list)
         for param in group["params"]:
             if param.grad is None:

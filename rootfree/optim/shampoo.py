@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from rootfree.optim import kronecker
-from rootfree.optim.base import RootfreeOptimizer, grad_or_raise
+from rootfree.optim.base import PreconditionedOptimizer, grad_or_raise, renamed
 from rootfree.optim.validation import (
     check_betas,
     check_choice,
@@ -35,7 +35,7 @@ GRAFTINGS = ("none", "adam", "sgd")
 ROOT_DTYPES = ("float32", "float64")
 
 
-class Shampoo(RootfreeOptimizer):
+class Shampoo(PreconditionedOptimizer):
     """Root-based Shampoo with per-axis Kronecker factors and eigendecomposition roots.
 
     Args:
@@ -48,7 +48,7 @@ class Shampoo(RootfreeOptimizer):
             ``update_every``; ``math.inf`` never preconditions (grafted method alone).
         grafting: ``none``, ``adam`` or ``sgd``: whose step norm the Shampoo step takes.
         grafting_beta2, grafting_eps: Adam grafting's second-moment EMA and epsilon.
-        use_bias_correction: bias-correct the filtered gradient and Adam grafting's moment.
+        bias_correction: bias-correct the filtered gradient and Adam grafting's moment.
         preconditioner_dtype: dtype of the factors and stored roots.
         root_dtype: dtype of the eigendecomposition (fp32 retries in fp64 when eigh fails).
         max_preconditioner_dim: axes longer than this get a diagonal factor (``None``: no limit).
@@ -71,7 +71,8 @@ class Shampoo(RootfreeOptimizer):
         grafting: str = "none",
         grafting_beta2: float = 0.999,
         grafting_eps: float = 1e-8,
-        use_bias_correction: bool = False,
+        bias_correction: bool = False,
+        use_bias_correction: bool | None = None,
         preconditioner_dtype: str | torch.dtype = "float32",
         root_dtype: str | torch.dtype = "float32",
         max_preconditioner_dim: int | None = 8192,
@@ -104,7 +105,9 @@ class Shampoo(RootfreeOptimizer):
             grafting=grafting,
             grafting_beta2=grafting_beta2,
             grafting_eps=grafting_eps,
-            use_bias_correction=use_bias_correction,
+            bias_correction=renamed(
+                "use_bias_correction", "bias_correction", use_bias_correction, bias_correction
+            ),
             preconditioner_dtype=preconditioner_dtype,
             root_dtype=dtype_name("root_dtype", root_dtype, ROOT_DTYPES),
             max_preconditioner_dim=max_preconditioner_dim,
@@ -167,7 +170,7 @@ class Shampoo(RootfreeOptimizer):
             step_size = group["lr"]
             if beta1 != 0.0:
                 filtered = state["filtered_grad"].lerp_(grad, 1.0 - beta1)
-                if group["use_bias_correction"]:
+                if group["bias_correction"]:
                     step_size = group["lr"] / (1.0 - beta1**step)
 
             grafting_denominator = None
@@ -177,7 +180,7 @@ class Shampoo(RootfreeOptimizer):
                     grad, grad, value=1.0 - group["grafting_beta2"]
                 )
                 correction = (
-                    1.0 - group["grafting_beta2"] ** step if group["use_bias_correction"] else 1.0
+                    1.0 - group["grafting_beta2"] ** step if group["bias_correction"] else 1.0
                 )
                 grafting_denominator = (second.sqrt() / correction**0.5).add_(group["grafting_eps"])
 
@@ -190,7 +193,7 @@ class Shampoo(RootfreeOptimizer):
                 continue
 
             if step == start or step % group["update_every"] == 0:
-                bias = 1.0 - beta2**step if group["use_bias_correction"] else 1.0
+                bias = 1.0 - beta2**step if group["bias_correction"] else 1.0
                 self._refresh_roots(state, group, bias)
             direction = kronecker.apply_factors(
                 filtered.reshape(stats_grad.shape).to(factors[0].dtype).unsqueeze(0),

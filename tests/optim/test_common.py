@@ -198,3 +198,23 @@ def test_spec_metadata_is_consistent():
             counterpart = get_optimizer_spec(spec.counterpart)
             assert not counterpart.root_free and counterpart.family == spec.family
             assert spec.takes_batch_size
+
+
+def test_renamed_arguments_still_work_for_a_release_with_a_warning_and_old_checkpoints_load():
+    from rootfree.optim import PreconditionedOptimizer, RootFreeShampoo, Shampoo
+    from rootfree.optim.base import RootfreeOptimizer
+
+    assert RootfreeOptimizer is PreconditionedOptimizer
+    assert all(issubclass(c, PreconditionedOptimizer) for c in (RootFreeShampoo, Shampoo))
+    params = [torch.nn.Parameter(torch.randn(3, 2))]
+    with pytest.warns(DeprecationWarning, match="batched= is now foreach="):
+        old = RootFreeShampoo(params, batch_size=4, batched=True)
+    assert old.param_groups[0]["foreach"] is True and "batched" not in old.param_groups[0]
+    with pytest.warns(DeprecationWarning, match="use_bias_correction= is now bias_correction="):
+        shampoo = Shampoo(params, use_bias_correction=True)
+    assert shampoo.param_groups[0]["bias_correction"] is True
+    saved = old.state_dict()
+    saved["param_groups"][0]["batched"] = saved["param_groups"][0].pop("foreach")
+    fresh = RootFreeShampoo(params, batch_size=4)
+    fresh.load_state_dict(saved)  # a checkpoint written before the rename
+    assert fresh.param_groups[0]["foreach"] is True

@@ -179,3 +179,39 @@ def test_state_dtype_sets_the_dtype_of_all_state():
     )
     (state,) = optimizer.state.values()
     assert state["first_moment"].dtype == state["second_moment"].dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_functional_forms_match_the_formulas_on_plain_tensor_lists(foreach):
+    """rootfree_rmsprop / rootfree_adam, called without any optimizer object, as torch's
+    functional adamw() is: state lists updated in place, the formulas' trajectories."""
+    from rootfree.optim import rootfree_adam, rootfree_rmsprop
+
+    shapes = [(4, 3), (5,)]
+    p0s = [torch.randn(shape, dtype=torch.float64) for shape in shapes]
+    sequences = [gradient_sequence(shape, seed=i) for i, shape in enumerate(shapes)]
+    rms = dict(lr=0.1, lr_cov=0.05, damping=1e-3, momentum=0.9, weight_decay=1e-2)
+    adam = dict(lr=0.05, betas=(0.8, 0.9), damping=1e-3, weight_decay=1e-2)
+    params_r, params_a = [p.clone() for p in p0s], [p.clone() for p in p0s]
+    s_r = [torch.ones_like(p) for p in p0s]
+    buffers = [torch.zeros_like(p) for p in p0s]
+    m_a, s_a = [torch.zeros_like(p) for p in p0s], [torch.ones_like(p) for p in p0s]
+    for t in range(STEPS):
+        grads = [sequence[t] for sequence in sequences]
+        rootfree_rmsprop(params_r, grads, s_r, buffers, foreach=foreach, batch_size=B, **rms)
+        rootfree_adam(
+            params_a,
+            grads,
+            m_a,
+            s_a,
+            [t + 1] * 2,
+            foreach=foreach,
+            batch_size=B,
+            bias_correction=True,
+            **adam,
+        )
+    for i, p0 in enumerate(p0s):
+        want_r = rf_rmsprop_reference(p0, sequences[i], batch_size=B, **rms)[-1]
+        want_a = rf_adamw_reference(p0, sequences[i], batch_size=B, bias_correction=True, **adam)
+        torch.testing.assert_close(params_r[i], want_r, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(params_a[i], want_a[-1], rtol=1e-12, atol=1e-14)

@@ -324,7 +324,7 @@ def test_batched_buckets_equal_per_parameter_steps(update_schedule):
         optimizer = RootFreeShampoo(
             model.parameters(),
             batch_size=BATCH,
-            batched=batched,
+            foreach=batched,
             update_every=3,
             update_schedule=update_schedule,
             **{k: v for k, v in HPARAMS.items() if k != "batch_size"},
@@ -339,7 +339,7 @@ def test_batched_buckets_equal_per_parameter_steps(update_schedule):
 
 
 def test_batched_state_survives_weights_only_checkpoint_bitwise(tmp_path):
-    hp = dict(lr=0.05, lr_cov=0.2, batch_size=BATCH, update_every=2, batched=True)
+    hp = dict(lr=0.05, lr_cov=0.2, batch_size=BATCH, update_every=2, foreach=True)
     xs = inputs(9, torch.float32)
     model = repeated_shapes_model(torch.float32)
     run_model(model, RootFreeShampoo(model.parameters(), **hp), xs)

@@ -120,7 +120,7 @@ def test_without_preconditioning_adam_grafting_is_torch_adamw_exactly():
         grafting="adam",
         grafting_beta2=hp["betas"][1],
         grafting_eps=1e-8,
-        use_bias_correction=True,
+        bias_correction=True,
         **hp,
     )
     adamw = torch.optim.AdamW(reference_model.parameters(), eps=1e-8, foreach=False, **hp)
