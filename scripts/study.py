@@ -40,6 +40,7 @@ from rootfree.results.select import run_scores, select_best
 from rootfree.results.stats import summarize
 from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
 from rootfree.results.tuning import narrowed_ranges, tuning_curve
+from rootfree.train.final_eval import backfill_final_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "experiments" / "study.yaml"
@@ -329,7 +330,8 @@ def follows_design(config: dict, overrides: list[str]) -> bool:
 
 def collect_records(questions: list[Question], out: Path) -> int:
     """Copy the records of final runs of the current design (config, status, metrics,
-    provenance) to ``out``."""
+    provenance, final evaluation) to ``out``; a finished run from before final_eval.json was
+    written gets it first, from its last checkpoint (which stays behind)."""
     copied = 0
     for question in questions:
         fixed = question.spec.get("overrides", [])
@@ -337,6 +339,8 @@ def collect_records(questions: list[Question], out: Path) -> int:
             record = read_run(run.parent)
             if record.state not in FINAL_STATUSES or not follows_design(record.config, fixed):
                 continue
+            if record.state == "done" and record.final_eval is None:
+                backfill_final_eval(run.parent)
             target = out / question.name / run.parent.name
             target.mkdir(parents=True, exist_ok=True)
             for name in RECORD_FILES:

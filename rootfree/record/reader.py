@@ -23,6 +23,7 @@ class RunRecord:
     status: dict[str, Any] | None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     launches: list[dict[str, Any]] = field(default_factory=list)
+    final_eval: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     state: str = "unreadable"
 
@@ -73,6 +74,9 @@ def read_run(path: str | Path) -> RunRecord:
     if record.state == "done" and not record.metrics:
         record.problems.append("status is done but metrics.jsonl has no rows")
     record.launches = launches(run_dir.provenance())
+    record.final_eval = run_dir.final_eval()
+    if record.final_eval is None and (run_dir.path / "final_eval.json").exists():
+        record.problems.append("final_eval.json is unreadable")
     return record
 
 

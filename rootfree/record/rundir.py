@@ -4,6 +4,9 @@ config.yaml       the resolved config; its hash (``hashing.config_hash``) names 
 status.json       {"schema", "status", "run_hash", times, epochs_done, error, ...}
 metrics.jsonl     one JSON object per epoch, appended as each epoch ends (``tail -f`` works)
 provenance.json   {"launches": [one entry per launch: code version, packages, machine, data]}
+final_eval.json   the final model in eval mode on the whole training split, written when training
+                  ends: {"epoch", "step", "train_eval_loss", "train_eval_acc"} (the last epoch's
+                  train_acc in metrics.jsonl is a running mean over weights that changed during it)
 checkpoints/      last.pt (and last.prev.pt), best.pt: weights_only-loadable
 lock              held (flock) by the one process that writes the directory
 """
@@ -24,7 +27,7 @@ from rootfree.record.lock import RunLock
 log = logging.getLogger(__name__)
 STATUSES = ("running", "done", "failed", "diverged", "interrupted")
 FINAL_STATUSES = ("done", "diverged")
-RECORD_FILES = ("config.yaml", "status.json", "metrics.jsonl", "provenance.json")
+RECORD_FILES = ("config.yaml", "status.json", "metrics.jsonl", "provenance.json", "final_eval.json")
 
 
 def parse_metrics(text: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -96,6 +99,18 @@ class RunDir:
     def append_metrics(self, row: dict[str, Any]) -> None:
         if self.writer:
             append_line(self.path / "metrics.jsonl", json.dumps(row))
+
+    def final_eval(self) -> dict[str, Any] | None:
+        """The final training-split evaluation, or None if there is none or it cannot be read."""
+        try:
+            record = json.loads((self.path / "final_eval.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return record if isinstance(record, dict) and "train_eval_acc" in record else None
+
+    def write_final_eval(self, row: dict[str, Any]) -> None:
+        if self.writer:
+            write_json_atomic(self.path / "final_eval.json", row)
 
     def provenance(self) -> dict[str, Any] | None:
         try:

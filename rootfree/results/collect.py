@@ -32,6 +32,9 @@ def _provenance(record: RunRecord) -> dict[str, str | None]:
     return out
 
 
+FINAL_EVAL_COLUMNS = ("train_eval_acc", "train_eval_loss")
+
+
 def _base_row(record: RunRecord) -> dict:
     config = record.config
     optimizer = dict(config["optimizer"])
@@ -52,6 +55,7 @@ def _base_row(record: RunRecord) -> dict:
         "selection_split": config["dataset"].get("selection_split", "val"),
         **_provenance(record),
         **{column: paper.get(column) for column in PAPER_COLUMNS},
+        **{key: (record.final_eval or {}).get(key) for key in FINAL_EVAL_COLUMNS},
     }
 
 

@@ -20,6 +20,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from rootfree.data import BatchLoader
+from rootfree.data.ragged import RaggedImages
 from rootfree.record import RunDir
 from rootfree.train.build import build_data, build_model, build_optimizer, global_batch_size
 from rootfree.train.checkpoint import load_latest, save_atomic
@@ -295,9 +297,34 @@ class Trainer:
                 self.train_epoch(logger)
                 row = self.finish_epoch()
                 logger.log(row, self.step)
+            final_eval = self.evaluate_training_set()
+            if final_eval is not None:
+                self.run_dir.write_final_eval(final_eval)
             return self.run_dir.metrics()[-1]
         finally:
             logger.finish()
+
+    def evaluate_training_set(self) -> dict[str, Any] | None:
+        """The model as it is, in eval mode, on the whole training split without augmentation;
+        None where training images are only cropped per batch (ImageFolder)."""
+        images, labels = self.data.train
+        if isinstance(images, RaggedImages):
+            return None
+        self.eval_loaders["train"] = BatchLoader(
+            images,
+            labels,
+            batch_size=self.config["dataset"]["eval_batch_size"],
+            mean=self.data.mean,
+            std=self.data.std,
+            device=self.device,
+        )
+        loss, accuracy = self.evaluate("train")
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_eval_loss": loss,
+            "train_eval_acc": accuracy,
+        }
 
     def _evaluates(self, epoch: int) -> bool:
         """Evaluate every ``trainer.eval_every`` epochs (every epoch if null) and at the end."""

@@ -87,3 +87,16 @@ def test_tuning_is_saturated_when_more_trials_gain_less_than_seed_noise():
     assert row["value"] == pytest.approx(gain)
     ci = stats.t.ppf(0.975, 2) * np.std([0.80, 0.78, 0.82], ddof=1) / np.sqrt(3)
     assert row["passed"] == (gain < ci)
+
+
+def test_convergence_reads_the_final_model_evaluation_where_every_seed_has_one():
+    rows = [
+        {"run": "r0", "setting": "a", "epoch": 2, "step": 40, "train_acc": 0.985},
+        {"run": "r1", "setting": "a", "epoch": 2, "step": 40, "train_acc": 0.989},
+    ]
+    evaluated = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, 0.991))])
+    (row,) = converged(evaluated, CHOSEN).to_dict("records")
+    assert row["value"] == 0.991 and row["passed"] and "final model" in row["check"]
+    partly = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, None))])
+    (row,) = converged(partly, CHOSEN).to_dict("records")
+    assert row["value"] == 0.985 and not row["passed"] and "running mean" in row["check"]

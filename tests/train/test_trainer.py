@@ -245,3 +245,33 @@ def test_csv_and_tensorboard_loggers_record_every_epochs_metrics(tmp_path):
     logged = [(m["step"], m["val_acc"]) for m in RunDir(tmp_path / "tb").metrics()]
     assert [s for s, _ in scalars] == [s for s, _ in logged]
     assert [v for _, v in scalars] == pytest.approx([v for _, v in logged])
+
+
+def test_the_final_model_is_evaluated_on_the_training_split_and_a_backfill_reproduces_it(tmp_path):
+    """final_eval.json holds the finished model's eval-mode accuracy on the whole training split
+    (checked by counting correct predictions here); rebuilt from the last checkpoint for a run
+    that predates it, it comes out identical."""
+    from rootfree.train.final_eval import backfill_final_eval
+    from tests.train.helpers import train_py
+
+    overrides = ("experiment=smoke", "trainer.device=cpu", "trainer.epochs=1", "optimizer.lr=1e-4")
+    assert train_py(*overrides, runs=tmp_path).returncode == 0
+    (path,) = [p.parent for p in tmp_path.glob("*/status.json")]
+    written = RunDir(path).final_eval()
+    record = read_run(path)
+    assert record.final_eval == written and not record.problems
+    trainer = Trainer(record.config, RunDir(path, writer=False))
+    assert trainer.resume()
+    images, labels = trainer.data.train
+    mean = torch.tensor(trainer.data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(trainer.data.std).view(1, -1, 1, 1)
+    trainer.model.eval()
+    with torch.no_grad():
+        predicted = trainer.model((images.float() / 255 - mean) / std).argmax(-1)
+    assert written["train_eval_acc"] == pytest.approx((predicted == labels).float().mean().item())
+    assert written["epoch"] == trainer.epochs and 0.1 < written["train_eval_acc"] < 0.9
+
+    (path / "final_eval.json").unlink()  # as for a run that predates final_eval.json
+    assert backfill_final_eval(path)
+    assert RunDir(path).final_eval() == written
+    assert not backfill_final_eval(path), "written once"
