@@ -72,7 +72,7 @@ def configs() -> list[BenchConfig]:
                     ),
                 )
             )
-    for T in (1, 10):
+    for T in (1, 2, 10):  # 2: the paper's
         out.append(
             BenchConfig(
                 f"shampoo_T{T}",
@@ -80,7 +80,7 @@ def configs() -> list[BenchConfig]:
             )
         )
         for dtype, suffix in ((None, ""), (torch.bfloat16, "_bf16")):
-            if T == 10 and dtype is not None:
+            if T != 1 and dtype is not None:
                 continue
             out.append(BenchConfig(f"sirfshampoo_T{T}{suffix}", _sirfshampoo(T, dtype)))
             out.append(

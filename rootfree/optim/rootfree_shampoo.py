@@ -137,8 +137,8 @@ class RootFreeShampoo(PreconditionedOptimizer):
         state["step"] = 0
         state["next_update"] = 0
         state["factors"] = factors
-        state["preconditioners"] = [f.clone() for f in factors]
-        state["preconditioner_is_outer"] = [True] * len(factors)
+        state["preconditioners"] = [None] * len(factors)  # set on the first (refresh) step
+        state["preconditioner_is_outer"] = [False] * len(factors)
         state["preconditioner_scale"] = torch.ones(
             (), dtype=torch.promote_types(dtype, torch.float32), device=param.device
         )
@@ -193,7 +193,7 @@ class RootFreeShampoo(PreconditionedOptimizer):
                 s["factors"] = [f[i] for f in factors]
                 if momenta is not None:
                     s["factor_momenta"] = [m[i] for m in momenta]
-                s["preconditioners"] = [p[i] for p in preconditioners]
+                s["preconditioners"] = [None if p is None else p[i] for p in preconditioners]
                 s["preconditioner_scale"] = scale[i]
                 s["preconditioner_is_outer"] = is_outer
                 s["next_update"] = next_update_step(
@@ -201,13 +201,19 @@ class RootFreeShampoo(PreconditionedOptimizer):
                 )
         else:
             preconditioners = [
-                _stack([s["preconditioners"][n] for s in states]) for n in range(n_axes)
+                _stack([s["preconditioners"][n] for s in states]) if outer else None
+                for n, outer in enumerate(states[0]["preconditioner_is_outer"])
             ]
             scale = _stack([s["preconditioner_scale"] for s in states])
             is_outer = states[0]["preconditioner_is_outer"]
         for s in states:
             s["step"] += 1
 
+        if not all(is_outer):  # these axes apply K_n itself, so it needs no copy
+            preconditioners = [
+                _stack([s["factors"][n] for s in states]) if p is None else p
+                for n, p in enumerate(preconditioners)
+            ]
         update = kronecker.apply_outer_products(grad, preconditioners, is_outer)
         update = update.to(params[0].dtype)
         update = update.mul_(kronecker.per_element(scale, update))
@@ -262,11 +268,18 @@ def _update_factors(
 
 def _rescaled_preconditioner(
     factors: list[torch.Tensor], is_outer: list[bool]
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """K_n / s_n, or (K_n / s_n)(K_n / s_n)^T where ``is_outer[n]``, with s_n = max(1, sqrt(max|K_n|));
-    and prod_n s_n^2, which the preconditioned gradient is multiplied by."""
+) -> tuple[list[torch.Tensor | None], torch.Tensor]:
+    """(K_n / s_n)(K_n / s_n)^T where ``is_outer[n]``, with s_n = max(1, sqrt(max|K_n|)) keeping
+    the product in range, and prod_n s_n^2, which the preconditioned gradient is multiplied by.
+    Other axes get None: they apply K_n^T and then K_n from the factor itself at every step."""
     opmath = torch.promote_types(factors[0].dtype, torch.float32)
-    scales = [kronecker.max_abs(factor).to(opmath).sqrt().clamp(min=1.0) for factor in factors]
-    rescaled = [f / kronecker.per_element(s, f) for f, s in zip(factors, scales)]
-    preconditioners = [kronecker.outer(f) if o else f for f, o in zip(rescaled, is_outer)]
-    return preconditioners, torch.stack(scales).square().prod(dim=0)
+    scale = torch.ones(factors[0].shape[0], dtype=opmath, device=factors[0].device)
+    preconditioners: list[torch.Tensor | None] = []
+    for factor, outer in zip(factors, is_outer):
+        if not outer:
+            preconditioners.append(None)
+            continue
+        s_n = kronecker.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
+        preconditioners.append(kronecker.outer(factor / kronecker.per_element(s_n, factor)))
+        scale = scale * s_n.square()
+    return preconditioners, scale

@@ -408,3 +408,16 @@ def test_authors_vit_setting_per_name_lr_cov_and_log4_schedule():
         options = {**HPARAMS, "lr_cov": lr_cov}
         want = reference(start[n], grads[n], update_every=2, refresh=refresh, **options)[-1]
         torch.testing.assert_close(p.detach(), want, rtol=1e-10, atol=1e-12, msg=n)
+
+
+def test_only_cached_outer_products_take_memory_beyond_the_factors():
+    """Axes preconditioned by K_n itself keep no copy of it; a cached K K^T is the only extra
+    d x d matrix (a (64, 3) weight: 64^2 > T x 192 applies K, 3^2 <= T x 192 caches K K^T)."""
+    param = torch.nn.Parameter(torch.randn(64, 3))
+    optimizer = RootFreeShampoo([param], lr=0.01, batch_size=BATCH, update_every=2)
+    for _ in range(3):
+        param.grad = torch.randn_like(param)
+        optimizer.step()
+    state = optimizer.state[param]
+    assert state["preconditioner_is_outer"] == [False, True]
+    assert state["preconditioners"][0] is None and state["preconditioners"][1].shape == (3, 3)
