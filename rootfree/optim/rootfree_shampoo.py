@@ -189,6 +189,7 @@ class RootFreeShampoo(PreconditionedOptimizer):
                 for f, d in zip(factors, dims)
             ]
             preconditioners, scale = _rescaled_preconditioner(factors, is_outer)
+            applied = [f if p is None else p for p, f in zip(preconditioners, factors)]
             for i, s in enumerate(states):
                 s["factors"] = [f[i] for f in factors]
                 if momenta is not None:
@@ -200,21 +201,15 @@ class RootFreeShampoo(PreconditionedOptimizer):
                     s["step"], group["update_every"], group["update_schedule"]
                 )
         else:
-            preconditioners = [
-                _stack([s["preconditioners"][n] for s in states]) if outer else None
-                for n, outer in enumerate(states[0]["preconditioner_is_outer"])
-            ]
-            scale = _stack([s["preconditioner_scale"] for s in states])
             is_outer = states[0]["preconditioner_is_outer"]
+            key = ["preconditioners" if outer else "factors" for outer in is_outer]
+            applied = [_stack([s[key[n]][n] for s in states]) for n in range(n_axes)]
+            scale = _stack([s["preconditioner_scale"] for s in states])
         for s in states:
             s["step"] += 1
 
-        if not all(is_outer):  # these axes apply K_n itself, so it needs no copy
-            preconditioners = [
-                _stack([s["factors"][n] for s in states]) if p is None else p
-                for n, p in enumerate(preconditioners)
-            ]
-        update = kronecker.apply_outer_products(grad, preconditioners, is_outer)
+        # axes that are not outer products apply K_n itself, so they keep no copy of it
+        update = kronecker.apply_outer_products(grad, applied, is_outer)
         update = update.to(params[0].dtype)
         update = update.mul_(kronecker.per_element(scale, update))
         updates = [u.reshape(p.shape) for u, p in zip(update.unbind(0), params)]
