@@ -1,4 +1,5 @@
-"""Kronecker factors and mode products, shared by Shampoo and RootFreeShampoo.
+"""Kronecker factors and mode products, shared by Shampoo and RootFreeShampoo (whose other
+structures are in ``structures``).
 
 A parameter of (squeezed) shape (d_1, ..., d_N) gets one factor per axis. A factor is a tensor:
 a (d, d) matrix for the dense structure, a (d,) vector holding the diagonal for the diagonal one.
@@ -12,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-STRUCTURES = ("dense", "diagonal")
 
 
 def squeezed_shape(shape: torch.Size) -> tuple[int, ...]:
@@ -56,7 +55,7 @@ def _multiply_axis(x: torch.Tensor, factor: torch.Tensor, transpose: bool) -> to
     return torch.bmm(matrix, x.reshape(batch, dim, -1)).view(x.shape)
 
 
-def _multiply_axis_and_move(x: torch.Tensor, factor: torch.Tensor, transpose: bool) -> torch.Tensor:
+def multiply_axis_and_move(x: torch.Tensor, factor: torch.Tensor, transpose: bool) -> torch.Tensor:
     """F (or F^T) onto axis 1, that axis moved to the end.
 
     Computes (F X_(1))^T = X_(1)^T F^T, which BLAS reads from X's memory without a copy and
@@ -79,58 +78,25 @@ def apply_factors(
     in order.
     """
     for factor in factors:
-        x = _multiply_axis_and_move(x, factor, transpose)
+        x = multiply_axis_and_move(x, factor, transpose)
     return x
 
 
-def apply_outer_products(
-    x: torch.Tensor, factors: Sequence[torch.Tensor], is_outer: Sequence[bool]
-) -> torch.Tensor:
-    """x x_n (F_n F_n^T) for every axis n, where F_n F_n^T is given (``is_outer[n]``) or F_n is.
-
-    Given F_n alone, F_n^T and then F_n are applied: two products on that axis instead of one.
-    """
-    for factor, outer_given in zip(factors, is_outer):
-        if not outer_given:
-            x = _multiply_axis(x, factor, transpose=True)
-        x = _multiply_axis_and_move(x, factor, transpose=False)
-    return x
-
-
-def gram(x: torch.Tensor, axis: int, diagonal: bool) -> torch.Tensor:
-    """X_(n) X_(n)^T for the mode-``axis`` unfolding of each stack element (or its diagonal)."""
+def unfold(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """The mode-``axis`` unfolding X_(n) of each stack element: shape (b, d_n, numel / d_n)."""
     rows = x.movedim(axis + 1, 1).reshape(x.shape[0], x.shape[axis + 1], -1)
     if rows.stride(-1) != 1 and rows.element_size() < 4:
         # Half-precision GEMM has no fast path for strided rows (10x slower on CPU).
         rows = rows.contiguous()
+    return rows
+
+
+def gram(x: torch.Tensor, axis: int, diagonal: bool) -> torch.Tensor:
+    """X_(n) X_(n)^T for the mode-``axis`` unfolding of each stack element (or its diagonal)."""
+    rows = unfold(x, axis)
     if diagonal:
         return (rows * rows).sum(dim=-1)
     return torch.bmm(rows, rows.transpose(-2, -1))
-
-
-def inner(factor: torch.Tensor) -> torch.Tensor:
-    """F^T F."""
-    return factor * factor if is_diagonal(factor) else factor.transpose(-2, -1) @ factor
-
-
-def outer(factor: torch.Tensor) -> torch.Tensor:
-    """F F^T."""
-    return factor * factor if is_diagonal(factor) else factor @ factor.transpose(-2, -1)
-
-
-def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a * b if is_diagonal(a) else a @ b
-
-
-def average_trace(matrix: torch.Tensor) -> torch.Tensor:
-    """tr(M) / d for each stack element: shape (b,)."""
-    diagonal = matrix if is_diagonal(matrix) else matrix.diagonal(dim1=-2, dim2=-1)
-    return diagonal.mean(dim=-1)
-
-
-def add_to_diagonal_(matrix: torch.Tensor, value: float) -> torch.Tensor:
-    (matrix if is_diagonal(matrix) else matrix.diagonal(dim1=-2, dim2=-1)).add_(value)
-    return matrix
 
 
 def frobenius_norm(matrix: torch.Tensor) -> torch.Tensor:

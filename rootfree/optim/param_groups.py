@@ -1,9 +1,10 @@
 """Parameter groups a model's optimizer is built on: no weight decay for biases and norm scales,
-and per-name lr_cov factors (the authors' IF-Shampoo in their ViT runs)."""
+per-name lr_cov factors (the authors' IF-Shampoo in their ViT runs), and any per-name settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -37,17 +38,39 @@ def lr_cov_param_groups(
     """Split ``groups`` so that parameters whose name contains a key of ``scales`` get
     ``lr_cov * scales[key]`` (the first key found). The authors' IF-Shampoo ran the ViTs with
     0.25 for names containing ``norm``, ``proj`` or ``bias``."""
+
+    def settings(name: str) -> dict[str, Any]:
+        factor = next((f for key, f in scales.items() if key in name), 1.0)
+        return {} if factor == 1.0 else {"lr_cov": lr_cov * factor}
+
+    return split_param_groups(model, groups, settings)
+
+
+def override_param_groups(
+    model: nn.Module, groups: list[dict[str, Any]], overrides: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Split ``groups`` so that parameters whose name matches a pattern of ``overrides``
+    (``fnmatch``, the first that matches) take its settings, e.g.
+    ``{"blocks.*.attn.qkv.weight": {"structure": "block64diagonal"}, "*bias": {"lr": 0.1}}``."""
+
+    def settings(name: str) -> dict[str, Any]:
+        return next((dict(s) for p, s in overrides.items() if fnmatch.fnmatchcase(name, p)), {})
+
+    return split_param_groups(model, groups, settings)
+
+
+def split_param_groups(
+    model: nn.Module,
+    groups: list[dict[str, Any]],
+    settings: Callable[[str], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each group split by the extra settings ``settings(name)`` gives its parameters."""
     names = {id(p): n for n, p in model.named_parameters()}
-
-    def scale(param: torch.Tensor) -> float:
-        return next((f for key, f in scales.items() if key in names[id(param)]), 1.0)
-
     split = []
     for group in groups:
-        by_scale: dict[float, list[torch.Tensor]] = {}
+        by_settings: dict[str, tuple[dict[str, Any], list[torch.Tensor]]] = {}
         for param in group["params"]:
-            by_scale.setdefault(scale(param), []).append(param)
-        for factor, params in by_scale.items():
-            extra = {} if factor == 1.0 else {"lr_cov": lr_cov * factor}
-            split.append({**group, "params": params, **extra})
+            extra = settings(names[id(param)])
+            by_settings.setdefault(repr(sorted(extra.items())), (extra, []))[1].append(param)
+        split.extend({**group, **extra, "params": params} for extra, params in by_settings.values())
     return split

@@ -13,7 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from rootfree.optim.param_groups import lr_cov_param_groups, weight_decay_param_groups
+from rootfree.optim.param_groups import (
+    lr_cov_param_groups,
+    override_param_groups,
+    weight_decay_param_groups,
+)
 from rootfree.optim.rootfree_adam import RootFreeAdam
 from rootfree.optim.rootfree_rmsprop import RootFreeRMSProp
 from rootfree.optim.rootfree_shampoo import RootFreeShampoo
@@ -159,6 +163,7 @@ def create_optimizer(
     batch_size: int | None = None,
     decay_1d: bool = True,
     lr_cov_scales: Mapping[str, float] | None = None,
+    param_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     **hparams: Any,
 ) -> torch.optim.Optimizer:
     """Build a registered optimizer.
@@ -170,6 +175,8 @@ def create_optimizer(
             it to every method alike).
         decay_1d: if False (and a model is given), biases and norm parameters get no weight decay.
         lr_cov_scales: {name substring: factor} scaling lr_cov per parameter (a model is needed).
+        param_overrides: {name pattern: {argument: value}}: other settings for the parameters
+            whose name matches (``fnmatch``; the first pattern that matches; a model is needed).
         **hparams: the optimizer's own arguments.
     """
     spec = get_optimizer_spec(name)
@@ -187,6 +194,7 @@ def create_optimizer(
         raise ValueError(
             f"lr_cov_scales needs a model and an optimizer with lr_cov; {name!r} given"
         )
+    _check_overrides(name, accepted, param_overrides, model_or_params)
     if isinstance(model_or_params, nn.Module):
         if decay_1d:
             params: Any = [{"params": [p for p in model_or_params.parameters() if p.requires_grad]}]
@@ -198,6 +206,24 @@ def create_optimizer(
         if lr_cov_scales:
             lr_cov = hparams.get("lr_cov", argument_defaults(spec).get("lr_cov"))
             params = lr_cov_param_groups(model_or_params, params, lr_cov_scales, lr_cov)
+        if param_overrides:
+            params = override_param_groups(model_or_params, params, param_overrides)
     else:
         params = model_or_params
     return spec.factory(params, **hparams)
+
+
+def _check_overrides(
+    name: str, accepted: set[str], overrides: Mapping[str, Any] | None, target: object
+) -> None:
+    """A one-line error for param_overrides that cannot apply, before any group is built."""
+    if not overrides:
+        return
+    if not isinstance(target, nn.Module):
+        raise ValueError(f"param_overrides needs a model to match names in; {name!r} got params")
+    for pattern, settings in overrides.items():
+        if not isinstance(settings, Mapping) or not set(settings) <= accepted:
+            raise ValueError(
+                f"Invalid param_overrides[{pattern!r}]: {settings!r}; give {{argument: value}} "
+                f"with arguments of {name!r}: {sorted(accepted)}"
+            )

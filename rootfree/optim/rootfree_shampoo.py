@@ -28,13 +28,14 @@ from typing import Any
 
 import torch
 
-from rootfree.optim import kronecker
+from rootfree.optim import kronecker, structures
 from rootfree.optim.base import (
     PreconditionedOptimizer,
     foreach_scale_,
     grad_or_raise,
     renamed,
 )
+from rootfree.optim.structures import Structure, StructureSpec
 from rootfree.optim.update_schedule import SCHEDULES, next_update_step
 from rootfree.optim.validation import (
     check_choice,
@@ -61,7 +62,10 @@ class RootFreeShampoo(PreconditionedOptimizer):
         update_every: T, refresh interval of the factors.
         update_schedule: ``fixed`` (every T steps) or ``log4`` (the authors' warm-up, capped at T).
         preconditioner_dtype: dtype of factors and preconditioned step (``None``: the parameter's).
-        structure: ``dense`` or ``diagonal`` factors.
+        structure: the factors' structure (docs/structures.md): ``dense``, ``diagonal``,
+            ``block<k>diagonal``, ``hierarchical<k1>_<k2>``, ``triltoeplitz`` or ``triutoeplitz``
+            for every axis, or {ndim: name or one name per axis} (other ndims: dense).
+            Per-parameter choices go in parameter groups.
         max_preconditioner_dim: axes longer than this get a diagonal factor (``None``: no limit).
         foreach: stack parameters with equal factor shapes into one batched computation
             (default: on for CUDA parameters, where it saves kernel launches; on CPU the copies
@@ -82,7 +86,7 @@ class RootFreeShampoo(PreconditionedOptimizer):
         update_every: int = 1,
         update_schedule: str = "fixed",
         preconditioner_dtype: str | torch.dtype | None = None,
-        structure: str = "dense",
+        structure: StructureSpec = "dense",
         max_preconditioner_dim: int | None = 8192,
         foreach: bool | None = None,
         batched: bool | None = None,
@@ -98,7 +102,6 @@ class RootFreeShampoo(PreconditionedOptimizer):
         check_positive_int("batch_size", batch_size)
         check_positive_int("update_every", update_every)
         check_choice("update_schedule", update_schedule, SCHEDULES)
-        check_choice("structure", structure, kronecker.STRUCTURES)
         if max_preconditioner_dim is not None:
             check_positive_int("max_preconditioner_dim", max_preconditioner_dim)
         defaults = dict(
@@ -118,22 +121,17 @@ class RootFreeShampoo(PreconditionedOptimizer):
         )
         super().__init__(params, defaults)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checking its structure (groups may override the default's, per name)."""
+        super().add_param_group(param_group)
+        structures.check_spec(self.param_groups[-1]["structure"])
+
     def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         state = self.state[param]
         if state:
             return state
         dtype = resolve_dtype(group["preconditioner_dtype"], param.dtype)
-        factors = [
-            kronecker.identity_factor(
-                dim,
-                kronecker.factor_is_diagonal(
-                    dim, group["structure"], group["max_preconditioner_dim"]
-                ),
-                dtype,
-                param.device,
-            )
-            for dim in kronecker.squeezed_shape(param.shape)
-        ]
+        factors = [s.identity(dtype, param.device) for s in _structures(group, param)]
         state["step"] = 0
         state["next_update"] = 0
         state["factors"] = factors
@@ -153,7 +151,8 @@ class RootFreeShampoo(PreconditionedOptimizer):
             state = self._init_state(group, param)
             if batched or (batched is None and param.is_cuda):
                 key = (
-                    tuple(f.shape for f in state["factors"]),
+                    kronecker.squeezed_shape(param.shape),
+                    _structures(group, param),
                     state["factors"][0].dtype,
                     param.dtype,
                     param.device,
@@ -170,7 +169,8 @@ class RootFreeShampoo(PreconditionedOptimizer):
         """One step for parameters whose factors have equal shapes: stacked, batched math."""
         states = [self.state[p] for p in params]
         n_axes = len(states[0]["factors"])
-        dims = [f.shape[0] for f in states[0]["factors"]]
+        dims = kronecker.squeezed_shape(params[0].shape)
+        structs = _structures(group, params[0])
         dtype = states[0]["factors"][0].dtype
         grads = [grad_or_raise(p, "RootFreeShampoo").reshape(dims) for p in params]
         grad = _stack(grads).to(dtype)
@@ -183,12 +183,10 @@ class RootFreeShampoo(PreconditionedOptimizer):
                     if "factor_momenta" not in s:
                         s["factor_momenta"] = [torch.zeros_like(f) for f in s["factors"]]
                 momenta = [_stack([s["factor_momenta"][n] for s in states]) for n in range(n_axes)]
-            _update_factors(group, factors, momenta, grad)
-            is_outer = [
-                kronecker.is_diagonal(f) or group["update_every"] * grad[0].numel() >= d * d
-                for f, d in zip(factors, dims)
-            ]
-            preconditioners, scale = _rescaled_preconditioner(factors, is_outer)
+            _update_factors(group, structs, factors, momenta, grad)
+            applications = group["update_every"] * grad[0].numel()
+            is_outer = [s.caches(applications) for s in structs]
+            preconditioners, scale = _rescaled_preconditioner(structs, factors, is_outer)
             applied = [f if p is None else p for p, f in zip(preconditioners, factors)]
             for i, s in enumerate(states):
                 s["factors"] = [f[i] for f in factors]
@@ -209,7 +207,7 @@ class RootFreeShampoo(PreconditionedOptimizer):
             s["step"] += 1
 
         # axes that are not outer products apply K_n itself, so they keep no copy of it
-        update = kronecker.apply_outer_products(grad, applied, is_outer)
+        update = structures.apply_outer_products(grad, structs, applied, is_outer)
         update = update.to(params[0].dtype)
         update = update.mul_(kronecker.per_element(scale, update))
         updates = [u.reshape(p.shape) for u, p in zip(update.unbind(0), params)]
@@ -226,6 +224,13 @@ class RootFreeShampoo(PreconditionedOptimizer):
         torch._foreach_add_(params, updates, alpha=-group["lr"])
 
 
+def _structures(group: dict[str, Any], param: torch.Tensor) -> tuple[Structure, ...]:
+    """The structure of each of ``param``'s factors, as the group's settings choose them."""
+    dims = kronecker.squeezed_shape(param.shape)
+    names = structures.axis_names(group["structure"], dims, group["max_preconditioner_dim"])
+    return tuple(structures.structure(n, d) for n, d in zip(names, dims))
+
+
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Stack along a new leading axis; a single tensor becomes a view, so its updates land in place."""
     return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
@@ -233,6 +238,7 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def _update_factors(
     group: dict[str, Any],
+    structs: list[Structure],
     factors: list[torch.Tensor],
     momenta: list[torch.Tensor] | None,
     grad: torch.Tensor,
@@ -243,26 +249,26 @@ def _update_factors(
     numel = math.prod(dims)
     # Factors scaled by 1/sqrt(d_n) keep K^T K and G_hat in range in low precision.
     scaled = [factor * (1.0 / math.sqrt(dim)) for factor, dim in zip(factors, dims)]
-    g_hat = kronecker.apply_factors(grad * math.sqrt(group["batch_size"]), scaled, transpose=True)
-    inners = [kronecker.inner(factor) for factor in scaled]
+    g_hat = structures.apply_factors(grad * math.sqrt(group["batch_size"]), structs, scaled, True)
+    inners = [s.inner(factor) for s, factor in zip(structs, scaled)]
     opmath = torch.promote_types(grad.dtype, torch.float32)
-    traces = torch.stack([kronecker.average_trace(m).to(opmath) for m in inners])
+    traces = torch.stack([s.average_trace(m).to(opmath) for s, m in zip(structs, inners)])
 
-    for n, (factor, dim) in enumerate(zip(factors, dims)):
+    for n, (s, factor, dim) in enumerate(zip(structs, factors, dims)):
         others = torch.cat([traces[:n], traces[n + 1 :]]).prod(dim=0)
         step = inners[n].mul_(
             kronecker.per_element(others * (group["damping"] / 2 * numel), factor)
         )
-        step.add_(kronecker.gram(g_hat, n, kronecker.is_diagonal(factor)), alpha=dim / 2)
-        kronecker.add_to_diagonal_(step, -0.5)
+        step.add_(s.gram(kronecker.unfold(g_hat, n)), alpha=dim / 2)
+        s.add_to_diagonal_(step, -0.5)
         if momenta is not None:
             step = momenta[n].mul_(alpha2).add_(step, alpha=1.0 - alpha2)
-        rate = group["lr_cov"] / kronecker.frobenius_norm(step).to(opmath).clamp(min=1.0)
-        factor.sub_(kronecker.matmul(factor, step).mul_(kronecker.per_element(rate, factor)))
+        rate = group["lr_cov"] / s.frobenius_norm(step).to(opmath).clamp(min=1.0)
+        factor.sub_(s.matmul(factor, step).mul_(kronecker.per_element(rate, factor)))
 
 
 def _rescaled_preconditioner(
-    factors: list[torch.Tensor], is_outer: list[bool]
+    structs: list[Structure], factors: list[torch.Tensor], is_outer: list[bool]
 ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
     """(K_n / s_n)(K_n / s_n)^T where ``is_outer[n]``, with s_n = max(1, sqrt(max|K_n|)) keeping
     the product in range, and prod_n s_n^2, which the preconditioned gradient is multiplied by.
@@ -270,11 +276,11 @@ def _rescaled_preconditioner(
     opmath = torch.promote_types(factors[0].dtype, torch.float32)
     scale = torch.ones(factors[0].shape[0], dtype=opmath, device=factors[0].device)
     preconditioners: list[torch.Tensor | None] = []
-    for factor, outer in zip(factors, is_outer):
+    for s, factor, outer in zip(structs, factors, is_outer):
         if not outer:
             preconditioners.append(None)
             continue
-        s_n = kronecker.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
-        preconditioners.append(kronecker.outer(factor / kronecker.per_element(s_n, factor)))
+        s_n = s.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
+        preconditioners.append(s.outer(factor / kronecker.per_element(s_n, factor)))
         scale = scale * s_n.square()
     return preconditioners, scale

@@ -68,7 +68,8 @@ def build_optimizer(
     """The configured optimizer over ``model``, its paper-named settings translated, with B.
 
     ``optimizer.batch_size``, when set, replaces B (1 is the paper's no-B-scaling ablation);
-    ``optimizer.lr_cov_scales`` ({name substring: factor}) scales lr_cov per parameter.
+    ``optimizer.lr_cov_scales`` ({name substring: factor}) scales lr_cov per parameter;
+    ``optimizer.param_overrides`` ({name pattern: {argument: value}}) sets anything per name.
     """
     options = dict(config["optimizer"])
     name = options.pop("name")
@@ -78,6 +79,7 @@ def build_optimizer(
         model,
         batch_size=fixed_b or batch_size,
         lr_cov_scales=options.pop("lr_cov_scales", None),
+        param_overrides=options.pop("param_overrides", None),
         decay_1d=config["trainer"]["decay_1d"],
         **optimizer_arguments(name, options),
     )

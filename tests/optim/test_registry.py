@@ -240,3 +240,50 @@ def test_the_documented_hyperparameter_mapping_is_the_registrys():
             value = value[int(index)] if index else value
             expected = 0.75 if "1 - lr_cov" in cell else 0.25
             assert value == pytest.approx(expected), (name, paper_name, cell)
+
+
+def overridden_model():
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+
+
+def test_param_overrides_set_settings_per_name_and_the_first_pattern_wins():
+    model = overridden_model()
+    optimizer = create_optimizer(
+        "rootfree_shampoo",
+        model,
+        batch_size=8,
+        lr=0.1,
+        param_overrides={
+            "2.weight": {"structure": "triltoeplitz", "lr": 0.5},
+            "*.weight": {"lr": 0.2},
+        },
+    )
+    by_param = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    settings = {n: (by_param[id(p)]["lr"], by_param[id(p)]["structure"]) for n, p in named.items()}
+    assert settings == {
+        "0.weight": (0.2, "dense"),
+        "0.bias": (0.1, "dense"),
+        "2.weight": (0.5, "triltoeplitz"),
+        "2.bias": (0.1, "dense"),
+    }
+    model(torch.randn(5, 4)).sum().backward()
+    optimizer.step()
+    assert [f.shape for f in optimizer.state[named["2.weight"]]["factors"]] == [(3,), (6,)]
+    assert [f.shape for f in optimizer.state[named["0.weight"]]["factors"]] == [(6, 6), (4, 4)]
+
+
+@pytest.mark.parametrize(
+    "overrides,target,message",
+    [
+        ({"*": {"lr_kov": 0.1}}, "model", r"Invalid param_overrides\['\*'\]: \{'lr_kov': 0.1\}"),
+        ({"*": 0.1}, "model", r"Invalid param_overrides\['\*'\]: 0.1; give"),
+        ({"*": {"structure": "blocks"}}, "model", "Invalid structure: 'blocks'; choose one of"),
+        ({"*": {"lr": 0.1}}, "params", "param_overrides needs a model"),
+    ],
+)
+def test_bad_param_overrides_are_named(overrides, target, message):
+    model = overridden_model()
+    target = model if target == "model" else model.parameters()
+    with pytest.raises(ValueError, match=message):
+        create_optimizer("rootfree_shampoo", target, batch_size=8, param_overrides=overrides)

@@ -14,10 +14,21 @@ import torch
 
 import rootfree.optim.kronecker
 import rootfree.optim.rootfree_shampoo
-from rootfree.optim import RootFreeShampoo, create_optimizer
+import rootfree.optim.structures
+from rootfree.optim import RootFreeShampoo, create_optimizer, structures
 from tests.optim.helpers import BATCH, batches, run_on_gradients, small_cnn, train
+from tests.optim.test_structures import least_squares_projection
 
 SHAPES = [(5,), (4, 3), (3, 2, 4), (2, 3, 2, 2), (1, 4, 1, 3)]
+ALL_STRUCTURES = [
+    "dense",
+    "diagonal",
+    "block4diagonal",
+    "hierarchical4_4",
+    "triltoeplitz",
+    "triutoeplitz",
+]
+SIRFSHAMPOO_STRUCTURES = ["block30diagonal", "hierarchical15_15", "triltoeplitz", "triutoeplitz"]
 
 
 def kron_all(matrices):
@@ -37,11 +48,13 @@ def reference(
     batch_size,
     update_every,
     diagonal=None,
+    project=None,
     refresh=None,
 ):
     """The update written with explicit Kronecker products: vec(X x_n A_n) = (A_1 (x) ... ) vec(X).
 
-    ``diagonal[n]`` projects factor n's update onto its diagonal (the diagonal structure);
+    ``diagonal[n]`` projects factor n's update onto its diagonal (the diagonal structure),
+    ``project[n]``, if given, onto another structure (a function of a dense matrix);
     ``refresh``: the steps (from 0) that update the factors, instead of every ``update_every``.
     """
     dims = [d for d in p.shape if d != 1] or [1]
@@ -69,6 +82,8 @@ def reference(
                 )
                 if diagonal[n]:
                     step = torch.diag(torch.diag(step))
+                if project is not None:
+                    step = project[n](step)
                 momenta[n] = riemannian_momentum * momenta[n] + (1 - riemannian_momentum) * step
                 norm = max(1.0, float(torch.linalg.matrix_norm(momenta[n])))
                 new.append(factors[n] - lr_cov / norm * factors[n] @ momenta[n])
@@ -92,13 +107,20 @@ HPARAMS = dict(
 )
 
 
-def check_against_reference(shape, steps=7, diagonal=None, **options):
+def check_against_reference(shape, steps=7, diagonal=None, project=None, **options):
     """Run RootFreeShampoo and the Kronecker reference on one random gradient sequence."""
     generator = torch.Generator().manual_seed(0)
     p0 = torch.randn(shape, dtype=torch.float64, generator=generator)
     grads = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(steps)]
     got, optimizer = run_on_gradients(RootFreeShampoo, p0, grads, **options, **HPARAMS)
-    want = reference(p0, grads, update_every=options["update_every"], diagonal=diagonal, **HPARAMS)
+    want = reference(
+        p0,
+        grads,
+        update_every=options["update_every"],
+        diagonal=diagonal,
+        project=project,
+        **HPARAMS,
+    )
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
     return optimizer
@@ -117,6 +139,28 @@ def test_diagonal_structure_is_the_diagonal_projection(shape):
     )
 
 
+def dense_projection(name, dim):
+    """The structure's projection as a least-squares solve over its entries (test_structures)."""
+    struct = structures.structure(name, dim)
+    return lambda m: struct.to_dense(least_squares_projection(struct, m[None]))[0]
+
+
+@pytest.mark.parametrize(
+    "name", ["block2diagonal", "hierarchical2_3", "triltoeplitz", "triutoeplitz", "block4diagonal"]
+)
+@pytest.mark.parametrize("shape", [(7, 5), (3, 2, 6)])
+@pytest.mark.parametrize("update_every", [1, 2])
+def test_structured_update_is_the_dense_update_projected(name, shape, update_every):
+    project = [dense_projection(name, d) for d in shape]
+    check_against_reference(shape, project=project, update_every=update_every, structure=name)
+
+
+def test_structures_may_differ_per_axis():
+    shape, names = (7, 6, 3), ["hierarchical2_3", "block4diagonal", "dense"]
+    project = [dense_projection(n, d) for n, d in zip(names, shape)]
+    check_against_reference(shape, project=project, update_every=2, structure={3: names})
+
+
 def test_axes_above_max_preconditioner_dim_get_diagonal_factors():
     optimizer = check_against_reference(
         (6, 3), steps=5, diagonal=[True, False], update_every=1, max_preconditioner_dim=4
@@ -125,9 +169,62 @@ def test_axes_above_max_preconditioner_dim_get_diagonal_factors():
     assert [f.shape for f in state["factors"]] == [(6,), (3, 3)]
 
 
-def test_matches_authors_sirfshampoo():
-    """PyPI sirfshampoo 0.0.1 (dense) on a conv + norm + linear model with biases, T = 2."""
-    sirfshampoo = pytest.importorskip("sirfshampoo")
+def authors_structures():
+    """The structures the installed sirfshampoo offers: dense in 0.0.1 (PyPI), all six in its
+    main branch (pip install git+https://github.com/f-dangel/sirfshampoo)."""
+    try:
+        from sirfshampoo import SIRFShampoo
+    except ImportError:
+        return set()
+    return set(getattr(SIRFShampoo, "SUPPORTED_STRUCTURES", {"dense": None}))
+
+
+def structured_model():
+    """Axes of 3 to 40, so 30-blocks have a remainder and 15_15 hierarchies all five parts."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3),
+        torch.nn.Tanh(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 4 * 4, 40),
+        torch.nn.Tanh(),
+        torch.nn.Linear(40, 35),
+    )
+
+
+def transpose_singd_blocks(monkeypatch):
+    """SINGD's block-diagonal matrix (singd 0.0.5) treats its blocks as symmetric in the two
+    places sirfshampoo needs K^T: ``from_inner()`` returns K K^T and ``rmatmat`` applies K.
+    Factors stop being symmetric at the second refresh; these are the transposed versions."""
+    from singd.structures.blockdiagonal import BlockDiagonalMatrixTemplate as Blocks
+
+    from_inner = Blocks.from_inner
+
+    def inner(self, X=None):
+        if X is not None:
+            return from_inner(self, X)
+        blocks = torch.einsum("nji,njk->nik", self._blocks, self._blocks)
+        return self.__class__(blocks, self._last.T @ self._last)
+
+    def transposed_apply(self, mat):
+        return self.__class__(self._blocks.transpose(-2, -1), self._last.T) @ mat
+
+    monkeypatch.setattr(Blocks, "from_inner", inner)
+    monkeypatch.setattr(Blocks, "rmatmat", transposed_apply)
+
+
+@pytest.mark.parametrize("structure", [*ALL_STRUCTURES[:2], *SIRFSHAMPOO_STRUCTURES])
+def test_matches_authors_sirfshampoo(structure, monkeypatch):
+    """The authors' SIRFShampoo on a conv + norm + linear model with biases (dense) or on axes
+    of 3 to 40 (its other structures, where the installed version has them), T = 2. Block-
+    diagonal factors are compared with SINGD's transposes corrected (docs/fidelity.md)."""
+    if structure not in authors_structures():
+        pytest.skip(f"the installed sirfshampoo has no {structure!r} structure")
+    from sirfshampoo import SIRFShampoo
+
+    if structure.startswith("block"):
+        transpose_singd_blocks(monkeypatch)
+
     hp = dict(
         lr=0.05,
         momentum=0.9,
@@ -137,10 +234,11 @@ def test_matches_authors_sirfshampoo():
         weight_decay=1e-3,
         update_every=2,
     )
-    ours_model = small_cnn()
+    ours_model = small_cnn() if structure == "dense" else structured_model()
     theirs_model = copy.deepcopy(ours_model)
-    ours = RootFreeShampoo(ours_model.parameters(), batch_size=BATCH, **hp)
-    theirs = sirfshampoo.SIRFShampoo(
+    ours = RootFreeShampoo(ours_model.parameters(), batch_size=BATCH, structure=structure, **hp)
+    extra = {} if structure == "dense" else {"structures": structure}
+    theirs = SIRFShampoo(
         theirs_model,
         lr=hp["lr"],
         alpha1=hp["momentum"],
@@ -150,6 +248,7 @@ def test_matches_authors_sirfshampoo():
         kappa=hp["weight_decay"],
         T=hp["update_every"],
         batch_size=BATCH,
+        **extra,
     )
     data = batches(12)
     for step in range(len(data)):
@@ -157,10 +256,15 @@ def test_matches_authors_sirfshampoo():
         train(theirs_model, theirs, data[step : step + 1])
         for a, b in zip(ours_model.parameters(), theirs_model.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    params = list(ours_model.parameters())
-    for param, their_factors in zip(params, theirs.preconditioner):
-        for ours_factor, their_factor in zip(ours.state[param]["factors"], their_factors):
-            torch.testing.assert_close(ours_factor, their_factor.to_dense(), rtol=1e-5, atol=1e-6)
+    group = ours.param_groups[0]
+    for param, their_factors in zip(ours_model.parameters(), theirs.preconditioner):
+        structs = rootfree.optim.rootfree_shampoo._structures(group, param)
+        for struct, ours_factor, theirs in zip(
+            structs, ours.state[param]["factors"], their_factors
+        ):
+            torch.testing.assert_close(
+                struct.to_dense(ours_factor[None])[0], theirs.to_dense(), rtol=1e-5, atol=1e-6
+            )
 
 
 def converge(shape, grad, steps, **overrides):
@@ -205,7 +309,8 @@ def test_matrix_factors_converge_to_coupled_fixed_point():
     torch.testing.assert_close(C.T @ S_C @ C, torch.eye(d_o, dtype=G.dtype), rtol=0, atol=1e-6)
 
 
-def test_bf16_preconditioner_trains_without_non_finite_values():
+@pytest.mark.parametrize("structure", ALL_STRUCTURES)
+def test_bf16_preconditioner_trains_without_non_finite_values(structure):
     losses = {}
     for dtype in ("bfloat16", "float32"):
         model = small_cnn()
@@ -216,6 +321,7 @@ def test_bf16_preconditioner_trains_without_non_finite_values():
             batch_size=BATCH,
             update_every=2,
             preconditioner_dtype=dtype,
+            structure=structure,
         )
         losses[dtype] = train(model, optimizer, batches(2) * 20)
         assert all(math.isfinite(v) for v in losses[dtype])
@@ -252,7 +358,11 @@ FORBIDDEN = {
 
 
 def test_source_calls_no_decomposition_inverse_or_root():
-    for module in (rootfree.optim.rootfree_shampoo, rootfree.optim.kronecker):
+    for module in (
+        rootfree.optim.rootfree_shampoo,
+        rootfree.optim.kronecker,
+        rootfree.optim.structures,
+    ):
         tree = ast.parse(inspect.getsource(module))
         called = {
             node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
@@ -316,8 +426,16 @@ def run_model(model, optimizer, xs):
         optimizer.step()
 
 
-@pytest.mark.parametrize("update_schedule", ["fixed", "log4"])
-def test_batched_buckets_equal_per_parameter_steps(update_schedule):
+@pytest.mark.parametrize(
+    "update_schedule,structure",
+    [
+        ("fixed", "dense"),
+        ("log4", "dense"),
+        ("fixed", "hierarchical2_2"),
+        ("fixed", "block3diagonal"),
+    ],
+)
+def test_batched_buckets_equal_per_parameter_steps(update_schedule, structure):
     results = []
     for batched in (False, True):
         model = repeated_shapes_model()
@@ -327,6 +445,7 @@ def test_batched_buckets_equal_per_parameter_steps(update_schedule):
             foreach=batched,
             update_every=3,
             update_schedule=update_schedule,
+            structure=structure,
             **{k: v for k, v in HPARAMS.items() if k != "batch_size"},
         )
         run_model(model, optimizer, inputs(7))

@@ -35,6 +35,18 @@ from tests.train.helpers import compose_config
             ["model=vit", "model.patch_size=5"],
             "Invalid model: 'vit'; cannot be built for this dataset",
         ),
+        (
+            ["optimizer=rootfree_shampoo", "optimizer.structure=block0diagonal"],
+            "Invalid optimizer: 'rootfree_shampoo'; Invalid structure: 'block0diagonal'; choose",
+        ),
+        (
+            ["optimizer=rootfree_shampoo", "optimizer.param_overrides={*.weight: {lr_kov: 0.1}}"],
+            "Invalid optimizer: 'rootfree_shampoo'; Invalid param_overrides['*.weight']",
+        ),
+        (
+            ["optimizer=rootfree_shampoo", "optimizer.param_overrides={0.*: {structure: tril}}"],
+            "Invalid optimizer: 'rootfree_shampoo'; Invalid structure: 'tril'; choose one of",
+        ),
         (["seed=-1"], "Invalid seed: -1"),
     ],
 )
@@ -49,7 +61,18 @@ def test_bad_values_name_their_key_and_the_valid_range(overrides, message):
 
 @pytest.mark.parametrize(
     "overrides",
-    [[], ["optimizer=sgd"], ["optimizer=rootfree_shampoo"], ["model=vit"], ["experiment=smoke"]],
+    [
+        [],
+        ["optimizer=sgd"],
+        ["optimizer=rootfree_shampoo"],
+        ["model=vit"],
+        ["experiment=smoke"],
+        [
+            "optimizer=rootfree_shampoo",
+            "optimizer.structure={2: block30diagonal, 4: [dense, dense, diagonal, diagonal]}",
+            "optimizer.param_overrides={*.bias: {structure: triltoeplitz, lr: 0.1}}",
+        ],
+    ],
 )
 def test_good_configs_pass(overrides):
     validate_config(compose_config(*overrides))
