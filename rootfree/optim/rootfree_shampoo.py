@@ -12,11 +12,13 @@ and implicitly the preconditioner (x)_n K_n K_n^T. On a refresh step, with G_hat
 
     U = G x_n (K_n K_n^T) + weight_decay * p,   b <- momentum * b + U,   p <- p - lr * b.
 
+With a structured factor (``structures``), m_n^step is projected onto the structure.
 Only matrix products: no eigendecomposition, solve, inverse or root, so it runs in bf16.
 K_n K_n^T is cached from one refresh to the next where that pays (rescaled by
 s_n = max(1, sqrt(max|K_n|)) for range): computing it costs d_n^3, and it saves a mode product,
 2 numel d_n, on each of the T steps it serves. Elsewhere K_n^T and K_n are applied in turn, as
-SIRFShampoo always does.
+SIRFShampoo always does. Both m_n and K_n K_n^T are symmetric, so the cache lives in the strict
+lower triangle of m_n's storage: the state is K_n, m_n and b, as SIRFShampoo's.
 """
 
 from __future__ import annotations
@@ -137,9 +139,6 @@ class RootFreeShampoo(PreconditionedOptimizer):
         state["factors"] = factors
         state["preconditioners"] = [None] * len(factors)  # set on the first (refresh) step
         state["preconditioner_is_outer"] = [False] * len(factors)
-        state["preconditioner_scale"] = torch.ones(
-            (), dtype=torch.promote_types(dtype, torch.float32), device=param.device
-        )
         return state
 
     def _step_group(self, group: dict[str, Any]) -> None:
@@ -168,41 +167,15 @@ class RootFreeShampoo(PreconditionedOptimizer):
     def _step_bucket(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
         """One step for parameters whose factors have equal shapes: stacked, batched math."""
         states = [self.state[p] for p in params]
-        n_axes = len(states[0]["factors"])
         dims = kronecker.squeezed_shape(params[0].shape)
         structs = _structures(group, params[0])
         dtype = states[0]["factors"][0].dtype
         grads = [grad_or_raise(p, "RootFreeShampoo").reshape(dims) for p in params]
         grad = _stack(grads).to(dtype)
-
         if states[0]["step"] == states[0]["next_update"]:
-            factors = [_stack([s["factors"][n] for s in states]) for n in range(n_axes)]
-            momenta = None
-            if group["riemannian_momentum"] != 0.0:
-                for s in states:
-                    if "factor_momenta" not in s:
-                        s["factor_momenta"] = [torch.zeros_like(f) for f in s["factors"]]
-                momenta = [_stack([s["factor_momenta"][n] for s in states]) for n in range(n_axes)]
-            _update_factors(group, structs, factors, momenta, grad)
-            applications = group["update_every"] * grad[0].numel()
-            is_outer = [s.caches(applications) for s in structs]
-            preconditioners, scale = _rescaled_preconditioner(structs, factors, is_outer)
-            applied = [f if p is None else p for p, f in zip(preconditioners, factors)]
-            for i, s in enumerate(states):
-                s["factors"] = [f[i] for f in factors]
-                if momenta is not None:
-                    s["factor_momenta"] = [m[i] for m in momenta]
-                s["preconditioners"] = [None if p is None else p[i] for p in preconditioners]
-                s["preconditioner_scale"] = scale[i]
-                s["preconditioner_is_outer"] = is_outer
-                s["next_update"] = next_update_step(
-                    s["step"], group["update_every"], group["update_schedule"]
-                )
+            applied, is_outer, scale = _refresh(group, structs, states, grad)
         else:
-            is_outer = states[0]["preconditioner_is_outer"]
-            key = ["preconditioners" if outer else "factors" for outer in is_outer]
-            applied = [_stack([s[key[n]][n] for s in states]) for n in range(n_axes)]
-            scale = _stack([s["preconditioner_scale"] for s in states])
+            applied, is_outer, scale = _cached(structs, states)
         for s in states:
             s["step"] += 1
 
@@ -222,6 +195,85 @@ class RootFreeShampoo(PreconditionedOptimizer):
             torch._foreach_add_(buffers, updates)
             updates = buffers
         torch._foreach_add_(params, updates, alpha=-group["lr"])
+
+
+def _refresh(
+    group: dict[str, Any], structs: tuple[Structure, ...], states: list[dict], grad: torch.Tensor
+) -> tuple[list[torch.Tensor], list[bool], torch.Tensor]:
+    """Update the factors and return what preconditions the gradient until the next refresh:
+    per axis K_n K_n^T (rescaled, ``is_outer``) or K_n, and the scale of their product."""
+    factors = [_stack([s["factors"][n] for s in states]) for n in range(len(structs))]
+    momenta = _momenta(group, structs, states)
+    _update_factors(group, structs, factors, momenta, grad)
+    is_outer = [s.caches(group["update_every"] * grad[0].numel()) for s in structs]
+    outers, scale = _rescaled_preconditioner(structs, factors, is_outer)
+    applied = []
+    for n, s in enumerate(structs):
+        if outers[n] is not None and not s.outer_needs_storage(momenta is not None):
+            momentum = None if momenta is None else s.pack_(momenta[n], outers[n])
+            outers[n] = None  # kept in the momentum's storage, or recomputed
+            applied.append(s.unpack_outer(momentum, _rescaled(s, factors[n])[0]))
+        else:
+            applied.append(factors[n] if outers[n] is None else outers[n])
+    for i, state in enumerate(states):
+        state["factors"] = [f[i] for f in factors]
+        if momenta is not None:
+            state["factor_momenta"] = [m[i] for m in momenta]
+        state["preconditioners"] = [None if o is None else o[i] for o in outers]
+        state.pop("preconditioner_scale", None)  # kept by earlier releases; recomputed now
+        state["preconditioner_is_outer"] = is_outer
+        state["next_update"] = next_update_step(
+            state["step"], group["update_every"], group["update_schedule"]
+        )
+    return applied, is_outer, scale
+
+
+def _packed(state: dict[str, Any]) -> list[bool]:
+    """Axes whose K K^T is cached, but not on its own (see ``Structure.outer_needs_storage``)."""
+    return [
+        outer and p is None
+        for outer, p in zip(state["preconditioner_is_outer"], state["preconditioners"])
+    ]
+
+
+def _momenta(
+    group: dict[str, Any], structs: tuple[Structure, ...], states: list[dict]
+) -> list[torch.Tensor] | None:
+    """The stacked factor momenta, unpacked, or None without Riemannian momentum."""
+    if group["riemannian_momentum"] == 0.0:
+        return None
+    for state in states:
+        if "factor_momenta" not in state:
+            state["factor_momenta"] = [torch.zeros_like(f) for f in state["factors"]]
+    stacks = [_stack([st["factor_momenta"][n] for st in states]) for n in range(len(structs))]
+    return [
+        s.unpack_momentum(m) if packed else m
+        for s, m, packed in zip(structs, stacks, _packed(states[0]))
+    ]
+
+
+def _cached(
+    structs: tuple[Structure, ...], states: list[dict]
+) -> tuple[list[torch.Tensor], list[bool], torch.Tensor]:
+    """What the last refresh left to precondition with (see ``_refresh``); the scale is
+    recomputed from the factors, which have not changed since."""
+    is_outer = states[0]["preconditioner_is_outer"]
+    factors = [_stack([st["factors"][n] for st in states]) for n in range(len(structs))]
+    opmath = torch.promote_types(factors[0].dtype, torch.float32)
+    scale = torch.ones(len(states), dtype=opmath, device=factors[0].device)
+    applied = []
+    for n, (s, factor, packed) in enumerate(zip(structs, factors, _packed(states[0]))):
+        if not is_outer[n]:
+            applied.append(factor)
+            continue
+        scaled, s_n = _rescaled(s, factor)
+        scale = scale * s_n.square()
+        if packed:
+            momenta = [st["factor_momenta"][n] for st in states if "factor_momenta" in st]
+            applied.append(s.unpack_outer(_stack(momenta) if momenta else None, scaled))
+        else:
+            applied.append(_stack([st["preconditioners"][n] for st in states]))
+    return applied, is_outer, scale
 
 
 def _structures(group: dict[str, Any], param: torch.Tensor) -> tuple[Structure, ...]:
@@ -267,12 +319,20 @@ def _update_factors(
         factor.sub_(s.matmul(factor, step).mul_(kronecker.per_element(rate, factor)))
 
 
+def _rescaled(struct: Structure, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """K_n / s_n with s_n = max(1, sqrt(max|K_n|)), which keeps (K_n / s_n)(K_n / s_n)^T in
+    range in low precision, and s_n (shape (b,), op-math dtype)."""
+    opmath = torch.promote_types(factor.dtype, torch.float32)
+    s_n = struct.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
+    return factor / kronecker.per_element(s_n, factor), s_n
+
+
 def _rescaled_preconditioner(
-    structs: list[Structure], factors: list[torch.Tensor], is_outer: list[bool]
+    structs: tuple[Structure, ...], factors: list[torch.Tensor], is_outer: list[bool]
 ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
-    """(K_n / s_n)(K_n / s_n)^T where ``is_outer[n]``, with s_n = max(1, sqrt(max|K_n|)) keeping
-    the product in range, and prod_n s_n^2, which the preconditioned gradient is multiplied by.
-    Other axes get None: they apply K_n^T and then K_n from the factor itself at every step."""
+    """(K_n / s_n)(K_n / s_n)^T where ``is_outer[n]`` (see ``_rescaled``), and prod_n s_n^2,
+    which the preconditioned gradient is multiplied by. Other axes get None: they apply K_n^T
+    and then K_n from the factor itself at every step."""
     opmath = torch.promote_types(factors[0].dtype, torch.float32)
     scale = torch.ones(factors[0].shape[0], dtype=opmath, device=factors[0].device)
     preconditioners: list[torch.Tensor | None] = []
@@ -280,7 +340,7 @@ def _rescaled_preconditioner(
         if not outer:
             preconditioners.append(None)
             continue
-        s_n = s.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
-        preconditioners.append(s.outer(factor / kronecker.per_element(s_n, factor)))
+        scaled, s_n = _rescaled(s, factor)
+        preconditioners.append(s.outer(scaled))
         scale = scale * s_n.square()
     return preconditioners, scale

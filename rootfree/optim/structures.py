@@ -89,6 +89,39 @@ class Structure:
         before the next refresh: it costs d^3 and saves one product, d per entry."""
         return applications >= self.dim * self.dim
 
+    def squares(self, f: torch.Tensor) -> list[torch.Tensor]:
+        """Views of the square matrices a stack is made of (see ``pack_``)."""
+        return [f]
+
+    def outer_needs_storage(self, has_momentum: bool) -> bool:
+        """Whether a cached F F^T needs storage of its own; if not, ``pack_`` keeps it in the
+        symmetric momentum m's storage, or (diagonal) it is cheap enough to recompute."""
+        return not has_momentum
+
+    def pack_(self, momentum: torch.Tensor, outer: torch.Tensor) -> torch.Tensor:
+        """Keep the symmetric F F^T in the strict lower triangle of the symmetric momentum's
+        storage (its upper triangle and diagonal stay); ``unpack_outer`` recomputes the
+        diagonal of F F^T from F."""
+        for m, p in zip(self.squares(momentum), self.squares(outer)):
+            m.triu_().add_(p.tril(-1))
+        return momentum
+
+    def unpack_momentum(self, packed: torch.Tensor) -> torch.Tensor:
+        """The symmetric momentum kept in ``packed``'s upper triangle."""
+        out = torch.empty_like(packed)
+        for o, b in zip(self.squares(out), self.squares(packed)):
+            o.copy_(b.triu() + b.triu(1).transpose(-2, -1))
+        return out
+
+    def unpack_outer(self, packed: torch.Tensor | None, factor: torch.Tensor) -> torch.Tensor:
+        """F F^T from ``packed``'s strict lower triangle and F's row norms."""
+        out = torch.empty_like(packed)
+        for o, b, f in zip(self.squares(out), self.squares(packed), self.squares(factor)):
+            lower = b.tril(-1)
+            o.copy_(lower + lower.transpose(-2, -1))
+            o.diagonal(dim1=-2, dim2=-1).copy_((f * f).sum(dim=-1))
+        return out
+
     def diagonal(self, f: torch.Tensor) -> torch.Tensor:
         return f.diagonal(dim1=-2, dim2=-1)
 
@@ -155,6 +188,18 @@ class Diagonal(Structure):
 
     def caches(self, applications: int) -> bool:
         return True
+
+    def outer_needs_storage(self, has_momentum: bool) -> bool:
+        return False
+
+    def pack_(self, momentum: torch.Tensor, outer: torch.Tensor) -> torch.Tensor:
+        return momentum
+
+    def unpack_momentum(self, packed: torch.Tensor) -> torch.Tensor:
+        return packed
+
+    def unpack_outer(self, packed: torch.Tensor | None, factor: torch.Tensor) -> torch.Tensor:
+        return factor * factor
 
     def diagonal(self, f: torch.Tensor) -> torch.Tensor:
         return f
@@ -225,6 +270,9 @@ class BlockDiagonal(Structure):
 
     def caches(self, applications: int) -> bool:
         return applications >= self.dim * min(self.block, self.dim)
+
+    def squares(self, f: torch.Tensor) -> list[torch.Tensor]:
+        return list(self._split(f))
 
     def diagonal(self, f: torch.Tensor) -> torch.Tensor:
         blocks, last = self._split(f)

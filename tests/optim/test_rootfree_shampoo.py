@@ -529,14 +529,75 @@ def test_authors_vit_setting_per_name_lr_cov_and_log4_schedule():
         torch.testing.assert_close(p.detach(), want, rtol=1e-10, atol=1e-12, msg=n)
 
 
-def test_only_cached_outer_products_take_memory_beyond_the_factors():
-    """Axes preconditioned by K_n itself keep no copy of it; a cached K K^T is the only extra
-    d x d matrix (a (64, 3) weight: 64^2 > T x 192 applies K, 3^2 <= T x 192 caches K K^T)."""
+def cached_state(riemannian_momentum, steps=3):
     param = torch.nn.Parameter(torch.randn(64, 3))
-    optimizer = RootFreeShampoo([param], lr=0.01, batch_size=BATCH, update_every=2)
-    for _ in range(3):
+    optimizer = RootFreeShampoo(
+        [param], lr=0.01, batch_size=BATCH, update_every=2, riemannian_momentum=riemannian_momentum
+    )
+    for _ in range(steps):
+        param.grad = torch.randn_like(param)
+        optimizer.step()
+    return optimizer.state[param]
+
+
+def test_cached_outer_products_share_the_factor_momentum_storage():
+    """A (64, 3) weight at T = 2: 64^2 > 2 x 192 applies K itself; 3^2 <= 2 x 192 caches K K^T,
+    in the strict lower triangle of the (symmetric) factor momentum: no d x d beyond K and m."""
+    state = cached_state(riemannian_momentum=0.5)
+    assert state["preconditioner_is_outer"] == [False, True]
+    assert state["preconditioners"] == [None, None]
+    tensors = [*state["factors"], *state["factor_momenta"], state["momentum_buffer"]]
+    extra = [k for k, v in state.items() if torch.is_tensor(v) and v.numel() > 1]
+    assert extra == ["momentum_buffer"]
+    assert sum(t.numel() for t in tensors) == 2 * (64 * 64 + 3 * 3) + 64 * 3
+
+
+@pytest.mark.parametrize("structure", ALL_STRUCTURES)
+@pytest.mark.parametrize("update_every", [1, 2, 10])
+def test_state_is_factors_momenta_and_buffer_alone(structure, update_every):
+    """What sirfshampoo keeps: K_n and m_n in their structure, and the momentum buffer."""
+    param = torch.nn.Parameter(torch.randn(12, 5, 3))
+    optimizer = RootFreeShampoo(
+        [param], lr=0.01, batch_size=BATCH, update_every=update_every, structure=structure
+    )
+    for _ in range(2 * update_every + 1):
         param.grad = torch.randn_like(param)
         optimizer.step()
     state = optimizer.state[param]
-    assert state["preconditioner_is_outer"] == [False, True]
+    kept = sum(
+        t.numel()
+        for value in state.values()
+        for t in (value if isinstance(value, list) else [value])
+        if torch.is_tensor(t)
+    )
+    factors = sum(structures.structure(structure, d).numel for d in param.shape)
+    assert kept == 2 * factors + param.numel()
+
+
+def test_without_riemannian_momentum_the_cache_is_kept_on_its_own():
+    state = cached_state(riemannian_momentum=0.0)
+    assert "factor_momenta" not in state
     assert state["preconditioners"][0] is None and state["preconditioners"][1].shape == (3, 3)
+
+
+def test_state_written_before_packing_resumes_alike():
+    """Checkpoints of earlier releases keep K K^T on its own and the momentum whole."""
+    generator = torch.Generator().manual_seed(0)
+    grads = [torch.randn(6, 3, dtype=torch.float64, generator=generator) for _ in range(6)]
+    results = []
+    for convert in (False, True):
+        param = torch.nn.Parameter(torch.ones(6, 3, dtype=torch.float64))
+        optimizer = RootFreeShampoo([param], lr=0.1, lr_cov=0.2, batch_size=4, update_every=2)
+        for t, g in enumerate(grads):
+            param.grad = g.clone()
+            optimizer.step()
+            state = optimizer.state[param]
+            if convert and t == 2:  # after a refresh: the old layout
+                packed = state["factor_momenta"][1][None]
+                struct = structures.structure("dense", 3)
+                factor = state["factors"][1][None]
+                scaled = factor / factor.abs().amax().sqrt().clamp(min=1.0)
+                state["preconditioners"][1] = struct.unpack_outer(packed, scaled)[0]
+                state["factor_momenta"][1] = struct.unpack_momentum(packed)[0]
+        results.append(param.detach().clone())
+    torch.testing.assert_close(results[1], results[0], rtol=1e-14, atol=1e-15)
