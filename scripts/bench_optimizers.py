@@ -84,6 +84,7 @@ def configs() -> list[BenchConfig]:
             ("", dict(foreach=False)),
             ("_foreach", dict(foreach=True)),
             ("_bf16", dict(foreach=True, state_dtype="bfloat16")),
+            ("_fused", dict(fused=True)),  # compiled during the warm-up steps
         ):
             out.append(
                 BenchConfig(

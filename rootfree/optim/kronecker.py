@@ -106,7 +106,8 @@ def frobenius_norm(matrix: torch.Tensor) -> torch.Tensor:
 
 def max_abs(matrix: torch.Tensor) -> torch.Tensor:
     """max |M_ij| for each stack element: shape (b,)."""
-    return matrix.flatten(start_dim=1).abs().amax(dim=-1)
+    low, high = torch.aminmax(matrix.flatten(start_dim=1), dim=-1)
+    return torch.maximum(-low, high)
 
 
 def per_element(scalars: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

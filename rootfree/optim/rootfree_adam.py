@@ -22,6 +22,7 @@ from rootfree.optim.base import (
     grad_or_raise,
     group_by_device_and_dtypes,
 )
+from rootfree.optim.fused import fused_rootfree_adam
 from rootfree.optim.validation import (
     check_betas,
     check_lr,
@@ -45,6 +46,7 @@ class RootFreeAdam(PreconditionedOptimizer):
         state_dtype: dtype of both moments (``None``: the parameter's).
         second_moment_init: S_0 (1 in the paper).
         foreach: use the multi-tensor path (default: on when every parameter is on CUDA).
+        fused: one compiled loop per tensor (``fused``; compiles for about a minute first).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class RootFreeAdam(PreconditionedOptimizer):
         state_dtype: str | torch.dtype | None = None,
         second_moment_init: float = 1.0,
         foreach: bool | None = None,
+        fused: bool = False,
     ) -> None:
         check_lr(lr)
         check_betas(betas)
@@ -77,7 +80,10 @@ class RootFreeAdam(PreconditionedOptimizer):
             state_dtype=dtype_name("state_dtype", state_dtype),
             second_moment_init=second_moment_init,
             foreach=foreach,
+            fused=fused,
         )
+        if fused and foreach:
+            raise ValueError("Invalid fused: True; foreach and fused cannot both be True")
         super().__init__(params, defaults)
 
     def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
@@ -114,6 +120,7 @@ class RootFreeAdam(PreconditionedOptimizer):
             second_moments,
             steps,
             foreach=group["foreach"],
+            fused=group.get("fused", False),
             lr=group["lr"],
             betas=group["betas"],
             damping=group["damping"],
@@ -131,6 +138,7 @@ def rootfree_adam(
     steps: list[int],
     *,
     foreach: bool | None = None,
+    fused: bool = False,
     lr: float,
     betas: tuple[float, float],
     damping: float,
@@ -144,8 +152,11 @@ def rootfree_adam(
     picks the multi-tensor path."""
     beta1, beta2 = betas
     if foreach is None:
-        foreach = all(p.is_cuda for p in params)
+        foreach = all(p.is_cuda for p in params) and not fused
+    if fused and foreach:
+        raise ValueError("Invalid fused: True; foreach and fused cannot both be True")
     update = _multi_tensor_rootfree_adam if foreach else _single_tensor_rootfree_adam
+    update = fused_rootfree_adam if fused else update
     update(
         params,
         grads,

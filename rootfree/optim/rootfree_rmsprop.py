@@ -21,6 +21,7 @@ from rootfree.optim.base import (
     grad_or_raise,
     group_by_device_and_dtypes,
 )
+from rootfree.optim.fused import fused_rootfree_rmsprop
 from rootfree.optim.validation import (
     check_lr,
     check_nonnegative,
@@ -45,6 +46,7 @@ class RootFreeRMSProp(PreconditionedOptimizer):
             ran bf16 under AMP.
         second_moment_init: S_0; 1 in the paper, 0 is its ``dummy_init`` ablation.
         foreach: use the multi-tensor path (default: on when every parameter is on CUDA).
+        fused: one compiled loop per tensor (``fused``; compiles for about a minute first).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class RootFreeRMSProp(PreconditionedOptimizer):
         state_dtype: str | torch.dtype | None = None,
         second_moment_init: float = 1.0,
         foreach: bool | None = None,
+        fused: bool = False,
     ) -> None:
         check_lr(lr)
         check_unit_interval("lr_cov", lr_cov, open_low=True, open_high=False)
@@ -78,7 +81,10 @@ class RootFreeRMSProp(PreconditionedOptimizer):
             state_dtype=dtype_name("state_dtype", state_dtype),
             second_moment_init=second_moment_init,
             foreach=foreach,
+            fused=fused,
         )
+        if fused and foreach:
+            raise ValueError("Invalid fused: True; foreach and fused cannot both be True")
         super().__init__(params, defaults)
 
     def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
@@ -114,6 +120,7 @@ class RootFreeRMSProp(PreconditionedOptimizer):
             second_moments,
             buffers,
             foreach=group["foreach"],
+            fused=group.get("fused", False),
             lr=group["lr"],
             lr_cov=group["lr_cov"],
             damping=group["damping"],
@@ -130,6 +137,7 @@ def rootfree_rmsprop(
     momentum_buffers: list[torch.Tensor | None],
     *,
     foreach: bool | None = None,
+    fused: bool = False,
     lr: float,
     lr_cov: float,
     damping: float,
@@ -141,8 +149,11 @@ def rootfree_rmsprop(
     tensors, the state updated in place; ``momentum_buffers`` entries are None without momentum.
     ``foreach`` (default: on when every parameter is on CUDA) picks the multi-tensor path."""
     if foreach is None:
-        foreach = all(p.is_cuda for p in params)
+        foreach = all(p.is_cuda for p in params) and not fused
+    if fused and foreach:
+        raise ValueError("Invalid fused: True; foreach and fused cannot both be True")
     update = _multi_tensor_rootfree_rmsprop if foreach else _single_tensor_rootfree_rmsprop
+    update = fused_rootfree_rmsprop if fused else update
     update(
         params,
         grads,

@@ -205,16 +205,20 @@ def _refresh(
     factors = [_stack([s["factors"][n] for s in states]) for n in range(len(structs))]
     momenta = _momenta(group, structs, states)
     _update_factors(group, structs, factors, momenta, grad)
-    is_outer = [s.caches(group["update_every"] * grad[0].numel()) for s in structs]
+    numel, has_momentum = grad[0].numel(), momenta is not None
+    is_outer = [
+        s.caches(group["update_every"] * numel)
+        and (s.outer_needs_storage(has_momentum) or s.unpacking_pays(numel))
+        for s in structs
+    ]
     outers, scale = _rescaled_preconditioner(structs, factors, is_outer)
     applied = []
     for n, s in enumerate(structs):
-        if outers[n] is not None and not s.outer_needs_storage(momenta is not None):
-            momentum = None if momenta is None else s.pack_(momenta[n], outers[n])
+        applied.append(factors[n] if outers[n] is None else outers[n])
+        if outers[n] is not None and not s.outer_needs_storage(has_momentum):
+            if momenta is not None:
+                s.pack_(momenta[n], outers[n])
             outers[n] = None  # kept in the momentum's storage, or recomputed
-            applied.append(s.unpack_outer(momentum, _rescaled(s, factors[n])[0]))
-        else:
-            applied.append(factors[n] if outers[n] is None else outers[n])
     for i, state in enumerate(states):
         state["factors"] = [f[i] for f in factors]
         if momenta is not None:
@@ -266,11 +270,11 @@ def _cached(
         if not is_outer[n]:
             applied.append(factor)
             continue
-        scaled, s_n = _rescaled(s, factor)
+        s_n = _factor_scale(s, factor)
         scale = scale * s_n.square()
         if packed:
             momenta = [st["factor_momenta"][n] for st in states if "factor_momenta" in st]
-            applied.append(s.unpack_outer(_stack(momenta) if momenta else None, scaled))
+            applied.append(s.unpack_outer(_stack(momenta) if momenta else None, factor, s_n))
         else:
             applied.append(_stack([st["preconditioners"][n] for st in states]))
     return applied, is_outer, scale
@@ -319,18 +323,17 @@ def _update_factors(
         factor.sub_(s.matmul(factor, step).mul_(kronecker.per_element(rate, factor)))
 
 
-def _rescaled(struct: Structure, factor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """K_n / s_n with s_n = max(1, sqrt(max|K_n|)), which keeps (K_n / s_n)(K_n / s_n)^T in
-    range in low precision, and s_n (shape (b,), op-math dtype)."""
+def _factor_scale(struct: Structure, factor: torch.Tensor) -> torch.Tensor:
+    """s_n = max(1, sqrt(max|K_n|)), which keeps (K_n / s_n)(K_n / s_n)^T in range in low
+    precision (shape (b,), op-math dtype)."""
     opmath = torch.promote_types(factor.dtype, torch.float32)
-    s_n = struct.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
-    return factor / kronecker.per_element(s_n, factor), s_n
+    return struct.max_abs(factor).to(opmath).sqrt().clamp(min=1.0)
 
 
 def _rescaled_preconditioner(
     structs: tuple[Structure, ...], factors: list[torch.Tensor], is_outer: list[bool]
 ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
-    """(K_n / s_n)(K_n / s_n)^T where ``is_outer[n]`` (see ``_rescaled``), and prod_n s_n^2,
+    """(K_n / s_n)(K_n / s_n)^T where ``is_outer[n]`` (see ``_factor_scale``), and prod_n s_n^2,
     which the preconditioned gradient is multiplied by. Other axes get None: they apply K_n^T
     and then K_n from the factor itself at every step."""
     opmath = torch.promote_types(factors[0].dtype, torch.float32)
@@ -340,7 +343,7 @@ def _rescaled_preconditioner(
         if not outer:
             preconditioners.append(None)
             continue
-        scaled, s_n = _rescaled(s, factor)
-        preconditioners.append(s.outer(scaled))
+        s_n = _factor_scale(s, factor)
+        preconditioners.append(s.outer(factor / kronecker.per_element(s_n, factor)))
         scale = scale * s_n.square()
     return preconditioners, scale

@@ -77,3 +77,16 @@ def test_cuda_foreach_scale_matches_mul(dtype):
     foreach_scale_(tensors, 0.99)
     for got, want in zip(tensors, expected):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["rootfree_adam", "rootfree_rmsprop"])
+def test_cuda_fused_step_matches_cpu(name):
+    """``fused=True`` compiles to Triton on CUDA; it must track the CPU reference loop."""
+    data = batches(4)
+    cpu_model = small_cnn()
+    train(cpu_model, create_optimizer(name, cpu_model, batch_size=BATCH, **HPARAMS[name]), data)
+    cuda_model = small_cnn().cuda()
+    fused = create_optimizer(name, cuda_model, batch_size=BATCH, fused=True, **HPARAMS[name])
+    train(cuda_model, fused, [(x.cuda(), y.cuda()) for x, y in data])
+    for a, b in zip(cpu_model.parameters(), cuda_model.parameters()):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-4, atol=1e-5)

@@ -31,6 +31,14 @@ ALL_STRUCTURES = [
 SIRFSHAMPOO_STRUCTURES = ["block30diagonal", "hierarchical15_15", "triltoeplitz", "triutoeplitz"]
 
 
+@pytest.fixture(autouse=True)
+def pack_every_cache(monkeypatch):
+    """Small test shapes would not pay for unpacking K K^T on every step (see
+    ``Structure.unpacking_pays``); here every cache is packed, so the math of packing is tested.
+    tests/optim/test_structures.py tests the rule itself."""
+    monkeypatch.setattr(structures.Structure, "unpacking_pays", lambda self, numel: True)
+
+
 def kron_all(matrices):
     return functools.reduce(torch.kron, matrices)
 
@@ -596,8 +604,8 @@ def test_state_written_before_packing_resumes_alike():
                 packed = state["factor_momenta"][1][None]
                 struct = structures.structure("dense", 3)
                 factor = state["factors"][1][None]
-                scaled = factor / factor.abs().amax().sqrt().clamp(min=1.0)
-                state["preconditioners"][1] = struct.unpack_outer(packed, scaled)[0]
+                scale = factor.abs().amax().sqrt().clamp(min=1.0).reshape(1)
+                state["preconditioners"][1] = struct.unpack_outer(packed, factor, scale)[0]
                 state["factor_momenta"][1] = struct.unpack_momentum(packed)[0]
         results.append(param.detach().clone())
     torch.testing.assert_close(results[1], results[0], rtol=1e-14, atol=1e-15)

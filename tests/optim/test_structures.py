@@ -169,3 +169,15 @@ def test_axis_names_follow_the_spec_and_the_length_cap(spec, shape, want):
 def test_bad_specs_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
         structures.check_spec(spec)
+
+
+def test_caches_are_packed_only_where_unpacking_costs_less_than_the_product_it_saves():
+    """A ViT's 768 x 192 weight at T = 2 caches K K^T on its 192-axis alone."""
+    from rootfree.optim import RootFreeShampoo
+
+    param = torch.nn.Parameter(torch.randn(768, 192))
+    optimizer = RootFreeShampoo([param], lr=1e-3, batch_size=8, update_every=2)
+    param.grad = torch.randn_like(param)
+    optimizer.step()
+    assert optimizer.state[param]["preconditioner_is_outer"] == [False, True]
+    assert structures.structure("diagonal", 768).unpacking_pays(1)

@@ -67,6 +67,7 @@ def test_bad_values_name_their_key_and_the_valid_range(overrides, message):
         ["optimizer=rootfree_shampoo"],
         ["model=vit"],
         ["experiment=smoke"],
+        ["+optimizer.fused=true"],
         [
             "optimizer=rootfree_shampoo",
             "optimizer.structure={2: block30diagonal, 4: [dense, dense, diagonal, diagonal]}",
