@@ -115,8 +115,18 @@ class Question:
                 space[key] = (low, high, space[key][2])
         return space
 
+    def trials(self, optimizer: str) -> tuple[int, int]:
+        """[stage 1, stage 2] trials of ``optimizer``: ``trials`` is a pair, or pairs by
+        optimizer with a ``default``. Draws are sequential, so raising a count keeps every
+        trial already drawn (and run) and only adds new ones."""
+        trials = self.spec["trials"]
+        first, second = (
+            trials.get(optimizer, trials["default"]) if isinstance(trials, dict) else trials
+        )
+        return first, second
+
     def stage1(self, optimizer: str) -> list[dict]:
-        return sample(self.space(optimizer), self.spec["trials"][0], seed=1)
+        return sample(self.space(optimizer), self.trials(optimizer)[0], seed=1)
 
     def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
         wide = self.space(optimizer)
@@ -129,7 +139,7 @@ class Question:
             )
             for key, (low, high, log) in wide.items()
         }
-        return sample(space, self.spec["trials"][1], seed=2)
+        return sample(space, self.trials(optimizer)[1], seed=2)
 
 
 def compose_overrides(overrides: list[str]) -> dict:
@@ -288,8 +298,10 @@ def plan_rows(question: Question) -> list[tuple[str, int, float]]:
             if cells
             else []
         )
-    runs = sum(spec["trials"]) + spec["seeds"] - 1
-    return [(opt, runs, minutes.get(opt, minutes["default"])) for opt in spec["optimizers"]]
+    return [
+        (opt, sum(question.trials(opt)) + spec["seeds"] - 1, minutes.get(opt, minutes["default"]))
+        for opt in spec["optimizers"]
+    ]
 
 
 def _grid_labels(spec: dict) -> list[str]:

@@ -94,3 +94,17 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
     assert study.main(["run", *args]) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")} == mtimes
+
+
+def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, capsys):
+    study = load("study")
+    spec = {**DESIGN["questions"]["tiny"], "optimizers": ["sgd", "adamw"]}
+    fewer = study.Question("tiny", {**spec, "trials": [3, 2]}, tmp_path)
+    more = study.Question("tiny", {**spec, "trials": {"default": [3, 2], "sgd": [3, 5]}}, tmp_path)
+    assert more.trials("sgd") == (3, 5) and more.trials("adamw") == (3, 2)
+    trials = [(0.9, s) for s in fewer.stage1("sgd")]
+    assert more.stage1("sgd") == fewer.stage1("sgd")
+    extended = more.stage2("sgd", trials)
+    assert len(extended) == 5 and extended[:2] == fewer.stage2("sgd", trials)
+    assert len(set(map(str, extended))) == 5
+    assert [runs for _, runs, _ in study.plan_rows(more)] == [3 + 5 + 1, 3 + 2 + 1]
