@@ -15,6 +15,8 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import importlib
 import itertools
 import math
@@ -33,6 +35,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run, setting_id
+from rootfree.record.rundir import RunDir
 from rootfree.results import validity
 from rootfree.results.collect import collect, collect_runs
 from rootfree.results.plots import error_curves, tuning_curves
@@ -91,6 +94,7 @@ class Question:
 
     def __init__(self, name: str, spec: dict, runs: Path) -> None:
         self.name, self.spec, self.runs = name, spec, runs / name
+        self.chosen: dict[str, dict] = {}  # optimizer -> chosen setting, once its trials settle
 
     def overrides(
         self,
@@ -143,8 +147,15 @@ class Question:
 
 
 def compose_overrides(overrides: list[str]) -> dict:
+    """The run config of ``overrides``, composed once per driver (the scheduler asks again for
+    every run each time a job ends, and composing dominated the driver's CPU)."""
+    return copy.deepcopy(_composed(tuple(overrides)))
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]) -> dict:
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
+        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
 
 
 def run_path(overrides: list[str]) -> Path:
@@ -158,7 +169,7 @@ SETTLED = [*FINAL_STATUSES, "failed"]
 
 
 def is_final(overrides: list[str]) -> bool:
-    status = read_run(run_path(overrides)).status
+    status = RunDir(run_path(overrides), writer=False).status()
     return status is not None and status["status"] in SETTLED
 
 
@@ -204,7 +215,9 @@ def progress(question: Question, optimizer: str) -> tuple[list[list[str]], dict 
     todo = unfinished(question.overrides(optimizer, s, 0) for s in second)
     if todo:
         return todo, None
-    best = chosen_setting(question, optimizer, first + second)
+    if optimizer not in question.chosen:  # every trial is settled, so the choice is too
+        question.chosen[optimizer] = chosen_setting(question, optimizer, first + second)
+    best = question.chosen[optimizer]
     seeds = range(1, question.spec["seeds"])
     return unfinished(question.overrides(optimizer, best, seed) for seed in seeds), best
 
