@@ -112,11 +112,14 @@ class Question:
         )
 
     def space(self, optimizer: str) -> dict[str, tuple[float, float, bool]]:
-        """The optimizer's stage-1 space with the question's bounds (``space``) applied."""
+        """The optimizer's stage-1 space with the question's bounds (``space``: key -> [low,
+        high] for every optimizer with that key, or key -> {optimizer: [low, high]}) applied."""
         space = load_space(optimizer)
-        for key, (low, high) in self.spec.get("space", {}).items():
-            if key in space:
-                space[key] = (low, high, space[key][2])
+        for key, bounds in self.spec.get("space", {}).items():
+            if isinstance(bounds, dict):
+                bounds = bounds.get(optimizer)
+            if key in space and bounds is not None:
+                space[key] = (*map(float, bounds), space[key][2])
         return space
 
     def trials(self, optimizer: str) -> tuple[int, int]:

@@ -108,3 +108,21 @@ def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, c
     assert len(extended) == 5 and extended[:2] == fewer.stage2("sgd", trials)
     assert len(set(map(str, extended))) == 5
     assert [runs for _, runs, _ in study.plan_rows(more)] == [3 + 5 + 1, 3 + 2 + 1]
+
+
+def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
+    study = load("study")
+    spec = {
+        **DESIGN["questions"]["tiny"],
+        "space": {"lr_cov": [3e-3, 0.3], "lr": {"adamw": [1e-6, 1e-3]}},
+    }
+    question = study.Question("tiny", spec, tmp_path)
+    wide = {name: study.load_space(name) for name in ("adamw", "rootfree_adam", "sgd")}
+    assert question.space("adamw")["lr"] == (1e-6, 1e-3, True)
+    assert question.space("rootfree_adam")["lr"] == wide["rootfree_adam"]["lr"]
+    assert (
+        question.space("adamw")["lr_cov"]
+        == question.space("rootfree_adam")["lr_cov"]
+        == (3e-3, 0.3, True)
+    )
+    assert question.space("sgd") == wide["sgd"]
