@@ -423,32 +423,43 @@ def report_question(question: Question, records: Path, out: Path) -> pd.DataFram
     return checks
 
 
+def cell_row(records: list) -> dict:
+    """Seeds, test accuracy mean and CI, final train accuracy, the fraction of second-moment
+    coordinates still at S0, training images/s, optimizer state MiB, runs that did not finish."""
+    done = [r for r in records if r.state == "done" and not r.problems]
+    test = summarize([r.final["test_acc"] for r in done])
+
+    def mean(key: str, rows=lambda r: [r.final]) -> float:
+        values = [v for r in done for m in rows(r) if (v := m.get(key)) is not None]
+        return float(np.mean(values)) if values else math.nan
+
+    return {
+        "seeds": test["n"],
+        "test_acc": test["mean"],
+        "ci95": test["ci"],
+        "train_acc": mean("train_acc"),
+        "s_at_init": mean("second_moment_at_init"),
+        "images_per_s": mean("images_per_second", rows=lambda r: r.metrics),
+        "state_mib": mean("optimizer_state_mib"),
+        "not_done": sum(r.state != "done" for r in records),
+    }
+
+
 def derived_table(question: Question, source: Question) -> pd.DataFrame:
-    """Per grid cell: seeds, test accuracy mean and CI, final train accuracy, the fraction of
-    second-moment coordinates still at S0, training images/s, and runs that did not finish."""
-    rows = []
-    for labels, group in (derived_runs(question, source) or {}).items():
-        records = [read_run(run_path(overrides)) for overrides in group]
-        done = [r for r in records if r.state == "done" and not r.problems]
-        test = summarize([r.final["test_acc"] for r in done])
-        speed = [
-            np.mean([m["images_per_second"] for m in r.metrics if m.get("images_per_second")])
-            for r in done
-        ]
-        rows.append(
-            {
-                **dict(zip(question.spec["grid"], labels)),
-                "seeds": test["n"],
-                "test_acc": test["mean"],
-                "ci95": test["ci"],
-                "train_acc": np.mean([r.final["train_acc"] for r in done]) if done else math.nan,
-                "s_at_init": np.mean([r.final.get("second_moment_at_init", math.nan) for r in done])
-                if done
-                else math.nan,
-                "images_per_s": np.mean(speed) if speed else math.nan,
-                "not_done": sum(r.state != "done" for r in records),
-            }
-        )
+    """One row per grid cell, then one per ``references`` optimizer: the source question's own
+    chosen setting of it, all its seeds, as the cells' baseline."""
+    axes = list(question.spec["grid"])
+    rows = [
+        {**dict(zip(axes, labels)), **cell_row([read_run(run_path(o)) for o in group])}
+        for labels, group in (derived_runs(question, source) or {}).items()
+    ]
+    for optimizer in question.spec.get("references", []):
+        _, best = progress(source, optimizer)
+        if best is None:
+            continue
+        group = [source.overrides(optimizer, best, seed) for seed in range(source.spec["seeds"])]
+        label = {axis: "" for axis in axes} | {axes[0]: f"{optimizer} ({source.name})"}
+        rows.append({**label, **cell_row([read_run(run_path(o)) for o in group])})
     return pd.DataFrame(rows)
 
 
@@ -459,7 +470,13 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
     shown = table.assign(test_acc=table["test_acc"] * 100, ci95=table["ci95"] * 100)
-    text = f"# {question.spec['title']}\n\nTest accuracy in %, +- the 95% CI over seeds.\n\n"
+    text = (
+        f"# {question.spec['title']}\n\n"
+        "Test accuracy in %, +- the 95% CI over seeds; train_acc: the last epoch's running\n"
+        "training accuracy; s_at_init: the fraction of second-moment coordinates still exactly\n"
+        "at S0; images_per_s: training throughput (one thread, two runs sharing the machine);\n"
+        "state_mib: the optimizer's state; not_done: runs that diverged, failed or are unfinished.\n\n"
+    )
     (out / "table.md").write_text(text + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
 

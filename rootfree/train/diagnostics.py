@@ -24,3 +24,26 @@ def second_moment_at_init(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
                 total += moment.numel()
                 frozen += int((moment == group["second_moment_init"]).sum())
     return {"second_moment_at_init": frozen / total} if total else {}
+
+
+def optimizer_state_mib(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state in MiB (every tensor it holds per parameter, at its own dtype):
+    the memory a method adds beyond the model, comparable across devices."""
+    return {"optimizer_state_mib": _nbytes(list(optimizer.state.values())) / 2**20}
+
+
+def peak_gpu_mib(device: torch.device) -> dict[str, Any]:
+    """Peak GPU memory allocated so far in MiB; empty off CUDA."""
+    if device.type != "cuda":
+        return {}
+    return {"peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_nbytes(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(item) for item in value)
+    return 0

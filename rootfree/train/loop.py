@@ -25,7 +25,7 @@ from rootfree.data.ragged import RaggedImages
 from rootfree.record import RunDir
 from rootfree.train.build import build_data, build_model, build_optimizer, global_batch_size
 from rootfree.train.checkpoint import load_latest, save_atomic
-from rootfree.train.diagnostics import second_moment_at_init
+from rootfree.train.diagnostics import optimizer_state_mib, peak_gpu_mib, second_moment_at_init
 from rootfree.train.loggers import create_logger
 from rootfree.train.losses import make_loss
 from rootfree.train.progress import Progress
@@ -354,6 +354,7 @@ class Trainer:
             best = row["val_acc"] > self.best_val_acc
             self.best_val_acc = max(self.best_val_acc, row["val_acc"])
             row.update(second_moment_at_init(self.optimizer))
+            row.update(optimizer_state_mib(self.optimizer), **peak_gpu_mib(self.device))
         self.run_dir.append_metrics(row)
         self.epoch, self.batch = self.epoch + 1, 0
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}

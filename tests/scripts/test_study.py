@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+import pytest
 import yaml
 
 from rootfree.record import iter_runs
@@ -33,6 +36,7 @@ DESIGN = {
                     "some": ["optimizer.weight_decay=0.01"],
                 }
             },
+            "references": ["sgd"],
             "seeds": 1,
             "checks": [],
             "minutes": {"default": 0.1},
@@ -90,6 +94,14 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert "seeds" in (tmp_path / "tiny" / "validity.md").read_text()
     derived_table = (tmp_path / "wd" / "table.md").read_text()
     assert "| none " in derived_table and "| some " in derived_table
+    rows = pd.read_csv(tmp_path / "wd" / "table.csv")
+    assert rows["decay"].tolist() == ["none", "some", "sgd (tiny)"]
+    assert rows["seeds"].tolist() == [1, 1, 2], "the reference is the chosen setting's two seeds"
+    reference = [r for r in records if r.config["optimizer"] == seeded[0].config["optimizer"]]
+    assert rows["test_acc"].iloc[2] == pytest.approx(
+        np.mean([r.final["test_acc"] for r in reference])
+    )
+    assert (rows["state_mib"] > 0).all()
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
     assert study.main(["run", *args]) == 0

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rootfree.record import RunDir, read_run
+from rootfree.train.diagnostics import optimizer_state_mib
 from rootfree.train.loop import Trainer
 from tests.train.helpers import compose_config
 
@@ -137,6 +138,8 @@ def test_precision_and_loop_options_train_to_finite_metrics(tmp_path, overrides)
     rows = trainer.run_dir.metrics()
     assert rows and all(torch.isfinite(torch.tensor(r["val_loss"])) for r in rows)
     assert rows[-1]["step"] == trainer.total_steps
+    state = optimizer_state_mib(trainer.optimizer)["optimizer_state_mib"]
+    assert state > 0 and rows[-1]["optimizer_state_mib"] == state
 
 
 def test_gradient_accumulation_equals_the_whole_batch(tmp_path):
