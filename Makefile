@@ -49,7 +49,7 @@ bench-gpu:  ## the same on CUDA
 	$(PYTHON) scripts/bench_precision.py --device cuda
 
 tables:  ## rebuild results/study and results/paper_small from their committed run records (no training)
-	$(PYTHON) scripts/study.py report
+	$(PYTHON) -m rootfree.study report
 	$(PYTHON) -m rootfree.results results/paper_small/runs --out results/paper_small --plots \
 		--optimizers sgd,adamw,rootfree_adam,rootfree_rmsprop,shampoo,rootfree_shampoo
 
@@ -71,7 +71,7 @@ paper-small: install  ## the comparison at small scale on CPU (searches, seeds, 
 	$(PYTHON) scripts/paper_small.py
 
 study-plan:  ## the small-scale study's runs and estimated CPU time (experiments/study.yaml)
-	$(PYTHON) scripts/study.py plan
+	$(PYTHON) -m rootfree.study plan
 
 study: install  ## run or resume the small-scale study (2 single-threaded jobs), collect its records
-	$(PYTHON) scripts/study.py run --jobs 2
+	$(PYTHON) -m rootfree.study run --jobs 2

@@ -119,6 +119,11 @@ def test_the_wheel_trains_and_tabulates_from_an_empty_directory(tmp_path):
     )
     assert results.returncode == 0, results.stderr[-2000:]
     assert (work / "tables" / "comparison.md").exists()
+    plan = subprocess.run(
+        [str(bin_dir / "rootfree-study"), "plan"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "p1_cnn" in plan.stdout and "CPU hours" in plan.stdout, "the study's design ships too"
 
 
 def test_the_search_path_plugin_touches_only_rootfrees_app(tmp_path):

@@ -20,3 +20,7 @@ if CONF is None:
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> float:
     return run(cfg)
+
+
+if __name__ == "__main__":  # `python -m rootfree.train.cli`, as the study driver launches runs
+    main()

@@ -4,7 +4,7 @@ committed run records."""
 from __future__ import annotations
 
 from rootfree.results.__main__ import main
-from tests.scripts.test_benchmarks import load
+from rootfree.study.__main__ import main as study_main
 from tests.train.helpers import ROOT
 
 COMMITTED = ROOT / "results" / "paper_small"
@@ -27,11 +27,10 @@ def test_committed_tables_regenerate_byte_for_byte(tmp_path):
 
 
 def test_committed_study_tables_regenerate_byte_for_byte(tmp_path):
-    study = load("study")
     committed = ROOT / "results" / "study"
     records = committed / "runs"
     assert records.is_dir(), "results/study/runs holds the records `make tables` reads"
-    assert study.main(["report", "--out", str(records), "--tables", str(tmp_path)]) == 0
+    assert study_main(["report", "--out", str(records), "--tables", str(tmp_path)]) == 0
     written = sorted(
         p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.suffix in (".md", ".csv")
     )

@@ -1,4 +1,5 @@
-"""The study driver end to end at a tiny budget: two search stages, reseeding, collection."""
+"""The study driver (`rootfree-study`) end to end at a tiny budget: two search stages,
+reseeding, collection, reports."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 import yaml
 
 from rootfree.record import iter_runs
+from rootfree.study import design as study_design
+from rootfree.study.__main__ import main as study_main
 from tests.results.rundirs import write_run
-from tests.scripts.test_benchmarks import load
 
 DESIGN = {
     "questions": {
@@ -46,7 +48,6 @@ DESIGN = {
 
 
 def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, capsys):
-    study = load("study")
     design = tmp_path / "study.yaml"
     design.write_text(yaml.safe_dump(DESIGN))
     args = [
@@ -57,14 +58,14 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
         "--out",
         str(tmp_path / "out"),
     ]
-    assert study.main(["plan", *args]) == 0
+    assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
     assert "5 runs" in planned and "none" in planned and "some" in planned
 
     # a finished run left from an earlier design: it must neither win the selection nor be collected
     stray = {"name": "sgd", "lr": 0.3, "momentum": 0.5, "weight_decay": 0.0}
     write_run(tmp_path / "runs" / "tiny", "stray", optimizer=stray, seed=0, val=[1.0], test=[1.0])
-    assert study.main(["run", *args, "--jobs", "2"]) == 0
+    assert study_main(["run", *args, "--jobs", "2"]) == 0
     records = [r for r in iter_runs(tmp_path / "runs" / "tiny") if r.name != "stray"]
     assert len(records) == 5 and all(r.state == "done" and not r.problems for r in records)
     derived = list(iter_runs(tmp_path / "runs" / "wd"))
@@ -88,7 +89,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
             "weight_decay": 0,
         }
 
-    assert study.main(["report", *args]) == 0
+    assert study_main(["report", *args]) == 0
     table = (tmp_path / "tiny" / "comparison.md").read_text()
     assert "sgd" in table and "(final epoch; 5 runs)" in table
     assert "seeds" in (tmp_path / "tiny" / "validity.md").read_text()
@@ -104,32 +105,32 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert (rows["state_mib"] > 0).all()
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
-    assert study.main(["run", *args]) == 0
+    assert study_main(["run", *args]) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")} == mtimes
 
 
 def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, capsys):
-    study = load("study")
     spec = {**DESIGN["questions"]["tiny"], "optimizers": ["sgd", "adamw"]}
-    fewer = study.Question("tiny", {**spec, "trials": [3, 2]}, tmp_path)
-    more = study.Question("tiny", {**spec, "trials": {"default": [3, 2], "sgd": [3, 5]}}, tmp_path)
+    fewer = study_design.Question("tiny", {**spec, "trials": [3, 2]}, tmp_path)
+    more = study_design.Question(
+        "tiny", {**spec, "trials": {"default": [3, 2], "sgd": [3, 5]}}, tmp_path
+    )
     assert more.trials("sgd") == (3, 5) and more.trials("adamw") == (3, 2)
     trials = [(0.9, s) for s in fewer.stage1("sgd")]
     assert more.stage1("sgd") == fewer.stage1("sgd")
     extended = more.stage2("sgd", trials)
     assert len(extended) == 5 and extended[:2] == fewer.stage2("sgd", trials)
     assert len(set(map(str, extended))) == 5
-    assert [runs for _, runs, _ in study.plan_rows(more)] == [3 + 5 + 1, 3 + 2 + 1]
+    assert [runs for _, runs, _ in study_design.plan_rows(more)] == [3 + 5 + 1, 3 + 2 + 1]
 
 
 def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
-    study = load("study")
     spec = {
         **DESIGN["questions"]["tiny"],
         "space": {"lr_cov": [3e-3, 0.3], "lr": {"adamw": [1e-6, 1e-3]}},
     }
-    question = study.Question("tiny", spec, tmp_path)
-    wide = {name: study.load_space(name) for name in ("adamw", "rootfree_adam", "sgd")}
+    question = study_design.Question("tiny", spec, tmp_path)
+    wide = {name: study_design.load_space(name) for name in ("adamw", "rootfree_adam", "sgd")}
     assert question.space("adamw")["lr"] == (1e-6, 1e-3, True)
     assert question.space("rootfree_adam")["lr"] == wide["rootfree_adam"]["lr"]
     assert (
@@ -138,3 +139,12 @@ def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
         == (3e-3, 0.3, True)
     )
     assert question.space("sgd") == wide["sgd"]
+
+
+def test_an_unknown_question_is_refused_in_one_line_before_anything_runs(tmp_path, capsys):
+    design = tmp_path / "study.yaml"
+    design.write_text(yaml.safe_dump(DESIGN))
+    with pytest.raises(SystemExit) as exit:
+        study_main(["run", "--design", str(design), "--runs", str(tmp_path), "--only", "p9"])
+    assert exit.value.code == 2 and not (tmp_path / "tiny").exists()
+    assert "--only: unknown question 'p9'; choose from tiny, wd" in capsys.readouterr().err

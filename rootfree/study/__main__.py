@@ -1,0 +1,67 @@
+"""``rootfree-study`` (``make study``): the small-scale study of experiments/study.yaml,
+resumable, N runs at a time.
+
+Per question and optimizer: stage 1 samples the wide space (conf/search/random/), stage 2 the
+range of stage 1's best trials, then the chosen setting (best mean validation accuracy over the
+trials, by ``rootfree.results.select_best``) is rerun with more seeds. Runs are plain train runs
+under ``runs/study/<question>``; a relaunch skips what is finished. ``collect`` copies the
+finished run records (no checkpoints) to results/study/runs/<question>, the folder to commit.
+
+    rootfree-study plan                 # the runs and their estimated CPU time
+    rootfree-study run --jobs 2         # run (or resume) everything, single-threaded jobs
+    rootfree-study collect              # copy finished records, rebuild their tables
+    rootfree-study report               # tables, checks, plots from the records
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from rootfree.study import schedule
+from rootfree.study.design import DESIGN, Question, plan
+from rootfree.study.report import report
+from rootfree.study.schedule import collect_records, run_all
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["plan", "run", "collect", "report"])
+    parser.add_argument("--design", type=Path, default=DESIGN)
+    parser.add_argument("--runs", type=Path, default=Path("runs/study"))
+    parser.add_argument("--out", type=Path, default=Path("results/study/runs"))
+    parser.add_argument("--tables", type=Path, help="where report writes (default: --out/..)")
+    parser.add_argument("--only", default="", help="comma-separated question names")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (also on one GPU)")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="cuda packs the runs on one GPU"
+    )
+    parser.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
+    args = parser.parse_args(argv)
+    design = yaml.safe_load(args.design.read_text())["questions"]
+    names = [n for n in args.only.split(",") if n] or list(design)
+    for name in names:
+        if name not in design:
+            parser.error(f"--only: unknown question {name!r}; choose from {', '.join(design)}")
+    everything = {name: Question(name, spec, args.runs.resolve()) for name, spec in design.items()}
+    questions = [everything[name] for name in names]
+    if args.command == "plan":
+        plan(questions, args.jobs)
+        return 0
+    if args.command == "run":
+        if args.retry_failed:
+            schedule.SETTLED.remove("failed")
+        run_all(questions, everything, args.jobs, args.runs / "logs", args.device)
+    if args.command in ("run", "collect"):
+        collect_records(questions, args.out)
+    # records and the tables built from them always change together
+    records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
+    report([records[q.name] for q in questions], records, args.out, args.tables or args.out.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

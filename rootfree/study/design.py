@@ -1,0 +1,161 @@
+"""The study's design (experiments/study.yaml): its questions, their search spaces and
+two-stage random search, and the plan of runs with its CPU estimate."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from rootfree.config_paths import config_dir
+from rootfree.results.tuning import narrowed_ranges
+
+DESIGN = (config_dir("experiments") or Path("experiments")) / "study.yaml"
+SPACE = re.compile(r"(tag\(log,)?interval\(([^,]+),([^)]+)\)\)?")
+
+
+def load_space(optimizer: str) -> dict[str, tuple[float, float, bool]]:
+    """The stage-1 space of ``optimizer``: {key: (low, high, log)} from conf/search/random/."""
+    path = config_dir("conf") / "search" / "random" / f"{optimizer}.yaml"
+    text = yaml.safe_load(path.read_text())
+    space = {}
+    for key, value in text.items():
+        match = SPACE.fullmatch(str(value).replace(" ", ""))
+        if match is None:
+            raise ValueError(f"cannot read the search space {key}: {value!r}")
+        space[key.removeprefix("optimizer.")] = (float(match[2]), float(match[3]), bool(match[1]))
+    return space
+
+
+def sample(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> list[dict]:
+    """``n`` settings drawn from ``space`` (log-uniform where marked), reproducibly."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        setting = {}
+        for key, (low, high, log) in sorted(space.items()):
+            value = (
+                math.exp(rng.uniform(math.log(low), math.log(high)))
+                if log
+                else rng.uniform(low, high)
+            )
+            setting[key] = float(f"{value:.4g}")
+        draws.append(setting)
+    return draws
+
+
+def merge_overrides(*groups: list[str]) -> list[str]:
+    """Overrides in order, a later one replacing an earlier one of the same key (Hydra refuses
+    two values for one key)."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for override in group:
+            merged[override.split("=", 1)[0].lstrip("+")] = override
+    return list(merged.values())
+
+
+class Question:
+    """One comparison of the design and the run directories that answer it."""
+
+    def __init__(self, name: str, spec: dict, runs: Path) -> None:
+        self.name, self.spec, self.runs = name, spec, runs / name
+        self.chosen: dict[str, dict] = {}  # optimizer -> chosen setting, once its trials settle
+
+    def overrides(
+        self,
+        optimizer: str,
+        setting: dict,
+        seed: int,
+        extra: list[str] = (),
+        runs: Path | None = None,
+    ) -> list[str]:
+        return merge_overrides(
+            self.spec["overrides"],
+            [f"optimizer={optimizer}", *(f"optimizer.{k}={v}" for k, v in setting.items())],
+            extra,
+            [f"seed={seed}", f"paths.runs={runs or self.runs}"],
+        )
+
+    def space(self, optimizer: str) -> dict[str, tuple[float, float, bool]]:
+        """The optimizer's stage-1 space with the question's bounds (``space``: key -> [low,
+        high] for every optimizer with that key, or key -> {optimizer: [low, high]}) applied."""
+        space = load_space(optimizer)
+        for key, bounds in self.spec.get("space", {}).items():
+            if isinstance(bounds, dict):
+                bounds = bounds.get(optimizer)
+            if key in space and bounds is not None:
+                space[key] = (*map(float, bounds), space[key][2])
+        return space
+
+    def trials(self, optimizer: str) -> tuple[int, int]:
+        """[stage 1, stage 2] trials of ``optimizer``: ``trials`` is a pair, or pairs by
+        optimizer with a ``default``. Draws are sequential, so raising a count keeps every
+        trial already drawn (and run) and only adds new ones."""
+        trials = self.spec["trials"]
+        first, second = (
+            trials.get(optimizer, trials["default"]) if isinstance(trials, dict) else trials
+        )
+        return first, second
+
+    def stage1(self, optimizer: str) -> list[dict]:
+        return sample(self.space(optimizer), self.trials(optimizer)[0], seed=1)
+
+    def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
+        wide = self.space(optimizer)
+        ranges = narrowed_ranges(trials, self.spec["top"], self.spec["margin"])
+        space = {
+            key: (
+                max(low, ranges.get(key, (low, high))[0]),
+                min(high, ranges.get(key, (low, high))[1]),
+                log,
+            )
+            for key, (low, high, log) in wide.items()
+        }
+        return sample(space, self.trials(optimizer)[1], seed=2)
+
+
+def plan_rows(question: Question) -> list[tuple[str, int, float]]:
+    """(what, runs, CPU minutes per run) of a question, before anything has run."""
+    spec, minutes = question.spec, question.spec["minutes"]
+    if spec.get("kind") == "computation":
+        return [("computed by `report`", 0, 0.0)]
+    if spec.get("kind") == "derived":
+        cells = math.prod(len(axis) for axis in spec["grid"].values())
+        each = {str(k): v for k, v in minutes.items()}
+        return (
+            [
+                (label, spec["seeds"], each.get(label, minutes["default"]))
+                for label in _grid_labels(spec)
+            ]
+            if cells
+            else []
+        )
+    return [
+        (opt, sum(question.trials(opt)) + spec["seeds"] - 1, minutes.get(opt, minutes["default"]))
+        for opt in spec["optimizers"]
+    ]
+
+
+def _grid_labels(spec: dict) -> list[str]:
+    return [
+        "/".join(map(str, c))
+        for c in itertools.product(*(axis.keys() for axis in spec["grid"].values()))
+    ]
+
+
+def plan(questions: list[Question], jobs: int) -> float:
+    """Print the runs of each question with their estimated CPU minutes; return CPU hours."""
+    total = 0.0
+    for question in questions:
+        print(f"{question.name}: {question.spec['title']}")
+        for what, runs, minutes in plan_rows(question):
+            total += runs * minutes
+            print(
+                f"  {what:22s} {runs:4d} runs x {minutes:4.1f} min = {runs * minutes:6.1f} CPU min"
+            )
+    print(f"total: {total / 60:.1f} CPU hours, about {total / 60 / jobs:.1f} h with {jobs} jobs")
+    return total / 60

@@ -1,0 +1,151 @@
+"""The study's report from committed records: per comparison its table, validity checks,
+tuning curves and error curves; per derived question its grid table; computed tables."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rootfree.record import read_run
+from rootfree.results import validity
+from rootfree.results.collect import collect
+from rootfree.results.plots import error_curves, tuning_curves
+from rootfree.results.select import run_scores, select_best
+from rootfree.results.stats import summarize
+from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
+from rootfree.results.tuning import tuning_curve
+from rootfree.study.design import Question
+from rootfree.study.schedule import derived_runs, progress, run_path
+
+CHECKS = {
+    "converged": lambda frame, scores, chosen, spec: validity.converged(frame, chosen),
+    "warm": lambda frame, scores, chosen, spec: validity.warm_preconditioner(frame, chosen),
+    "tuning": lambda frame, scores, chosen, spec: validity.tuning_saturated(scores, chosen),
+    "seeds": lambda frame, scores, chosen, spec: validity.enough_seeds(chosen, spec["seeds"]),
+    "plateau": lambda frame, scores, chosen, spec: validity.plateaued(frame, chosen, "adamw"),
+}
+
+
+def with_mdd(table: pd.DataFrame) -> pd.DataFrame:
+    """Add the minimal detectable difference (power 0.8, two-sided 5%) at each cell's seeds."""
+    mdd = [validity.minimal_detectable_difference(r.std, int(r.seeds)) for r in table.itertuples()]
+    return table.assign(mdd=mdd)
+
+
+def report_question(question: Question, records: Path, out: Path) -> pd.DataFrame:
+    """Tables, validity checks and plots of one question from its committed records."""
+    frame, skipped = collect(records)
+    scores = run_scores(frame)
+    chosen = select_best(scores)
+    out.mkdir(parents=True, exist_ok=True)
+    table = with_mdd(comparison_table(scores, chosen))
+    table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
+    title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
+    (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))
+    table.to_latex(out / "comparison.tex", index=False, float_format="%.4g")
+    checks = pd.concat(
+        [CHECKS[name](frame, scores, chosen, question.spec) for name in question.spec["checks"]],
+        ignore_index=True,
+    )
+    checks.to_csv(out / "validity.csv", index=False, float_format="%.6g")
+    lines = [
+        f"# Validity checks: {question.name}\n",
+        checks.to_markdown(index=False, floatfmt=".4g"),
+    ]
+    (out / "validity.md").write_text("\n".join(lines) + "\n")
+    curve = tuning_curve(scores)
+    curve.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
+    error_curves(frame, chosen, out, "epoch")
+    error_curves(frame, chosen, out, "wall_seconds")
+    tuning_curves(curve, out)
+    return checks
+
+
+def cell_row(records: list) -> dict:
+    """Seeds, test accuracy mean and CI, final train accuracy, the fraction of second-moment
+    coordinates still at S0, training images/s, optimizer state MiB, runs that did not finish."""
+    done = [r for r in records if r.state == "done" and not r.problems]
+    test = summarize([r.final["test_acc"] for r in done])
+
+    def mean(key: str, rows=lambda r: [r.final]) -> float:
+        values = [v for r in done for m in rows(r) if (v := m.get(key)) is not None]
+        return float(np.mean(values)) if values else math.nan
+
+    return {
+        "seeds": test["n"],
+        "test_acc": test["mean"],
+        "ci95": test["ci"],
+        "train_acc": mean("train_acc"),
+        "s_at_init": mean("second_moment_at_init"),
+        "images_per_s": mean("images_per_second", rows=lambda r: r.metrics),
+        "state_mib": mean("optimizer_state_mib"),
+        "not_done": sum(r.state != "done" for r in records),
+    }
+
+
+def derived_table(question: Question, source: Question) -> pd.DataFrame:
+    """One row per grid cell, then one per ``references`` optimizer: the source question's own
+    chosen setting of it, all its seeds, as the cells' baseline."""
+    axes = list(question.spec["grid"])
+    rows = [
+        {**dict(zip(axes, labels)), **cell_row([read_run(run_path(o)) for o in group])}
+        for labels, group in (derived_runs(question, source) or {}).items()
+    ]
+    for optimizer in question.spec.get("references", []):
+        _, best = progress(source, optimizer)
+        if best is None:
+            continue
+        group = [source.overrides(optimizer, best, seed) for seed in range(source.spec["seeds"])]
+        label = {axis: "" for axis in axes} | {axes[0]: f"{optimizer} ({source.name})"}
+        rows.append({**label, **cell_row([read_run(run_path(o)) for o in group])})
+    return pd.DataFrame(rows)
+
+
+def report_derived(question: Question, everything: dict[str, Question], out: Path) -> None:
+    table = derived_table(question, everything[question.spec["from"]])
+    if table.empty:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "table.csv", index=False, float_format="%.6g")
+    shown = table.assign(test_acc=table["test_acc"] * 100, ci95=table["ci95"] * 100)
+    text = (
+        f"# {question.spec['title']}\n\n"
+        "Test accuracy in %, +- the 95% CI over seeds; train_acc: the last epoch's running\n"
+        "training accuracy; s_at_init: the fraction of second-moment coordinates still exactly\n"
+        "at S0; images_per_s: training throughput (one thread, two runs sharing the machine);\n"
+        "state_mib: the optimizer's state; not_done: runs that diverged, failed or are unfinished.\n\n"
+    )
+    (out / "table.md").write_text(text + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+
+def report_computation(question: Question, out: Path) -> None:
+    """A question answered by a deterministic computation (``function``: module:name)."""
+    module, name = question.spec["function"].split(":")
+    table = getattr(importlib.import_module(module), name)()
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "table.csv", index=False, float_format="%.6g")
+    text = f"# {question.spec['title']}\n\n"
+    (out / "table.md").write_text(text + table.to_markdown(index=False, floatfmt=".3g") + "\n")
+
+
+def report(
+    questions: list[Question], everything: dict[str, Question], records: Path, out: Path
+) -> int:
+    """Every question with records; returns the number of failed validity checks."""
+    failed = 0
+    for question in questions:
+        if question.spec.get("kind") == "computation":
+            report_computation(question, out / question.name)
+        elif question.spec.get("kind") == "derived":
+            report_derived(question, everything, out / question.name)
+        elif (records / question.name).exists():
+            checks = report_question(question, records / question.name, out / question.name)
+            failed += int((~checks["passed"]).sum())
+            print(
+                f"{question.name}: {len(checks)} validity checks, {int((~checks['passed']).sum())} failed"
+            )
+    return failed
