@@ -24,7 +24,7 @@ import yaml
 from rootfree.study import schedule
 from rootfree.study.design import DESIGN, Question, plan
 from rootfree.study.report import report
-from rootfree.study.schedule import collect_records, run_all
+from rootfree.study.schedule import collect_records, run_all, settled_counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     everything = {name: Question(name, spec, args.runs.resolve()) for name, spec in design.items()}
     questions = [everything[name] for name in names]
     if args.command == "plan":
-        plan(questions, args.jobs)
+        plan(questions, args.jobs, {q.name: settled_counts(q, everything) for q in questions})
         return 0
     if args.command == "run":
         if args.retry_failed:

@@ -147,15 +147,21 @@ def _grid_labels(spec: dict) -> list[str]:
     ]
 
 
-def plan(questions: list[Question], jobs: int) -> float:
-    """Print the runs of each question with their estimated CPU minutes; return CPU hours."""
-    total = 0.0
+def plan(questions: list[Question], jobs: int, settled: dict[str, dict[str, int]]) -> float:
+    """Print the runs of each question with their estimated CPU minutes and how many are
+    settled already (``settled``: question -> plan row -> runs); return the CPU hours left."""
+    total = left = 0.0
     for question in questions:
         print(f"{question.name}: {question.spec['title']}")
         for what, runs, minutes in plan_rows(question):
-            total += runs * minutes
+            done = min(runs, settled.get(question.name, {}).get(what, 0))
+            total, left = total + runs * minutes, left + (runs - done) * minutes
             print(
                 f"  {what:22s} {runs:4d} runs x {minutes:4.1f} min = {runs * minutes:6.1f} CPU min"
+                f"  {done:4d} settled"
             )
-    print(f"total: {total / 60:.1f} CPU hours, about {total / 60 / jobs:.1f} h with {jobs} jobs")
-    return total / 60
+    print(
+        f"total: {total / 60:.1f} CPU hours; left: {left / 60:.1f}, "
+        f"about {left / 60 / jobs:.1f} h with {jobs} jobs"
+    )
+    return left / 60

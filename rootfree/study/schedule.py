@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -134,6 +135,23 @@ def pending(question: Question, questions: dict[str, Question]) -> list[list[str
         runs = derived_runs(question, questions[question.spec["from"]])
         return [] if runs is None else unfinished(o for group in runs.values() for o in group)
     return [o for opt in question.spec["optimizers"] for o in progress(question, opt)[0]]
+
+
+def settled_counts(question: Question, everything: dict[str, Question]) -> dict[str, int]:
+    """Settled runs on disk per plan row: per optimizer (runs of this design only) or per
+    grid cell ("32/with_B")."""
+    if question.spec.get("kind") == "computation" or not question.runs.exists():
+        return {}
+    if question.spec.get("kind") == "derived":
+        runs = derived_runs(question, everything[question.spec["from"]]) or {}
+        return {"/".join(labels): sum(map(is_final, group)) for labels, group in runs.items()}
+    counts: Counter[str] = Counter()
+    for status in question.runs.glob("*/status.json"):
+        if (RunDir(status.parent, writer=False).status() or {}).get("status") in SETTLED:
+            config = read_run(status.parent).config
+            if config and follows_design(config, question.spec.get("overrides", [])):
+                counts[config["optimizer"]["name"]] += 1
+    return dict(counts)
 
 
 def train(overrides: list[str], log_path: Path, device: str) -> int:

@@ -61,6 +61,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
     assert "5 runs" in planned and "none" in planned and "some" in planned
+    assert planned.count("    0 settled") == 3, "nothing has run"
 
     # a finished run left from an earlier design: it must neither win the selection nor be collected
     stray = {"name": "sgd", "lr": 0.3, "momentum": 0.5, "weight_decay": 0.0}
@@ -103,6 +104,11 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
         np.mean([r.final["test_acc"] for r in reference])
     )
     assert (rows["state_mib"] > 0).all()
+
+    assert study_main(["plan", *args]) == 0
+    planned = capsys.readouterr().out
+    assert "5 runs x  0.1 min =    0.5 CPU min     5 settled" in planned
+    assert "0 settled" not in planned and planned.count("    1 settled") == 2
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
     assert study_main(["run", *args]) == 0
