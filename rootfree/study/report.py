@@ -14,6 +14,7 @@ from rootfree.record import read_run
 from rootfree.results import validity
 from rootfree.results.collect import collect
 from rootfree.results.plots import error_curves, tuning_curves
+from rootfree.results.robustness import robustness_table
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.stats import summarize
 from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
@@ -57,12 +58,27 @@ def report_question(question: Question, records: Path, out: Path) -> pd.DataFram
         checks.to_markdown(index=False, floatfmt=".4g"),
     ]
     (out / "validity.md").write_text("\n".join(lines) + "\n")
+    write_robustness(robustness_table(scores, run_scores(frame, "best"), chosen), out)
     curve = tuning_curve(scores)
     curve.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
     error_curves(frame, chosen, out, "epoch")
     error_curves(frame, chosen, out, "wall_seconds")
     tuning_curves(curve, out)
     return checks
+
+
+def write_robustness(table: pd.DataFrame, out: Path) -> None:
+    table.to_csv(out / "robustness.csv", index=False, float_format="%.6g")
+    shown = table.assign(
+        **{c: table[c] * 100 for c in table if c.startswith(("test", "top")) and "trials" not in c}
+    )
+    text = (
+        "# Does the ordering depend on how each number was picked?\n\n"
+        "Test accuracy in %: the chosen setting's seeds at the final epoch (the comparison's\n"
+        "number) and at each run's best-validation epoch; the search's best trials by validation\n"
+        "accuracy (search seed), their mean, min and max.\n\n"
+    )
+    (out / "robustness.md").write_text(text + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
 
 
 def cell_row(records: list) -> dict:
