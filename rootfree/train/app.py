@@ -171,7 +171,9 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
         with signals_interrupt():
             trainer = Trainer(config, run_dir)
             run_dir.record_launch(
-                dataset_checksum=trainer.data.checksum, selection_split=trainer.data.selection_split
+                dataset_checksum=trainer.data.checksum,
+                selection_split=trainer.data.selection_split,
+                run_device=str(trainer.device),
             )
             resumed = trainer.resume()
             final = trainer.fit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from rootfree.record import iter_runs
@@ -154,3 +155,23 @@ def test_an_unknown_question_is_refused_in_one_line_before_anything_runs(tmp_pat
         study_main(["run", "--design", str(design), "--runs", str(tmp_path), "--only", "p9"])
     assert exit.value.code == 2 and not (tmp_path / "tiny").exists()
     assert "--only: unknown question 'p9'; choose from tiny, wd" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
+    tiny = {**DESIGN["questions"]["tiny"], "trials": [2, 1]}
+    design = tmp_path / "study.yaml"
+    design.write_text(yaml.safe_dump({"questions": {"tiny": tiny}}))
+    args = [
+        "--design",
+        str(design),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert study_main(["run", *args, "--device", "cuda", "--jobs", "3"]) == 0
+    records = list(iter_runs(tmp_path / "runs" / "tiny"))
+    assert len(records) == 4 and all(r.state == "done" and not r.problems for r in records)
+    launches = [launch for r in records for launch in r.launches]
+    assert all(launch["run_device"].startswith("cuda") for launch in launches)

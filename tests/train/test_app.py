@@ -11,6 +11,7 @@ import torch
 from rootfree.data import DATASETS
 from rootfree.models import MODELS
 from rootfree.optim import OPTIMIZERS, create_optimizer, optimizer_arguments
+from rootfree.train.loop import resolve_device
 from tests.train.helpers import ROOT, compose_config, train_py
 
 
@@ -53,6 +54,7 @@ def test_smoke_run_fills_its_run_directory_and_a_relaunch_skips_it(tmp_path):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     (provenance,) = json.loads((run / "provenance.json").read_text())["launches"]
     assert provenance["dataset_checksum"] and provenance["selection_split"] == "val"
+    assert provenance["run_device"] == str(resolve_device("auto")), "the device the run used"
     assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
     assert (run / "config.yaml").exists()
     torch.load(run / "checkpoints" / "last.pt", weights_only=True)
