@@ -83,19 +83,32 @@ def error_curves(
     return written
 
 
+SATURATION_FROM = 4  # the y-range shows the curves from this many trials on
+
+
 def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
+    """Per (dataset, model): expected test accuracy of the trial a k-trial search picks, with
+    its 5-95% band, on a log2 trial axis. The y-range fits k >= 4, where the curves have to
+    flatten; with one to three trials a curve may start below it."""
     written = []
     for (dataset, model), cells in curve.groupby(["dataset", "model"]):
         figure, axis = plt.subplots(figsize=(6, 4))
         for optimizer, rows in cells.groupby("optimizer"):
             axis.plot(rows["k"], rows["mean"], label=optimizer, markersize=4, **style(optimizer))
             axis.fill_between(rows["k"], rows["low"], rows["high"], alpha=0.2)
+        shown = cells[
+            cells["k"]
+            >= cells.groupby("optimizer")["k"].transform("max").clip(upper=SATURATION_FROM)
+        ]
+        low, high = shown["low"].min(), cells["high"].max()
+        axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_formatter("{x:.0f}")
         axis.set(
-            xlabel="random-search trials",
+            xlabel="random-search trials (log scale)",
             ylabel="expected test accuracy of the chosen trial",
             title=f"{dataset} / {model}",
         )
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         written += _save(figure, out / f"tuning_{dataset}_{model}")
     return written
