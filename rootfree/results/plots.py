@@ -101,7 +101,8 @@ def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
             >= cells.groupby("optimizer")["k"].transform("max").clip(upper=SATURATION_FROM)
         ]
         low, high = shown["low"].min(), cells["high"].max()
-        axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+        if high > low:
+            axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
         axis.set_xscale("log", base=2)
         axis.xaxis.set_major_formatter("{x:.0f}")
         axis.set(

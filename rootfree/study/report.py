@@ -19,8 +19,8 @@ from rootfree.results.select import run_scores, select_best
 from rootfree.results.stats import summarize
 from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
 from rootfree.results.tuning import tuning_curve
-from rootfree.study.design import Question
-from rootfree.study.schedule import derived_runs, progress, run_path
+from rootfree.study.design import Question, plan_rows
+from rootfree.study.schedule import derived_runs, progress, run_path, settled_counts
 
 CHECKS = {
     "converged": lambda frame, scores, chosen, spec: validity.converged(frame, chosen),
@@ -150,18 +150,55 @@ def report_computation(question: Question, out: Path) -> None:
 
 def report(
     questions: list[Question], everything: dict[str, Question], records: Path, out: Path
-) -> int:
-    """Every question with records; returns the number of failed validity checks."""
-    failed = 0
+) -> dict[str, int | None]:
+    """Every question with records; returns each one's failed validity checks (None: it has no
+    checks yet). Reporting every question also rebuilds status.md."""
+    failed: dict[str, int | None] = {}
     for question in questions:
+        failed[question.name] = None
         if question.spec.get("kind") == "computation":
             report_computation(question, out / question.name)
         elif question.spec.get("kind") == "derived":
             report_derived(question, everything, out / question.name)
         elif (records / question.name).exists():
             checks = report_question(question, records / question.name, out / question.name)
-            failed += int((~checks["passed"]).sum())
-            print(
-                f"{question.name}: {len(checks)} validity checks, {int((~checks['passed']).sum())} failed"
-            )
+            failed[question.name] = int((~checks["passed"]).sum())
+            print(f"{question.name}: {len(checks)} validity checks, {failed[question.name]} failed")
+    if len(questions) == len(everything):
+        write_status(status_table(questions, everything, failed), out)
     return failed
+
+
+def status_table(
+    questions: list[Question], everything: dict[str, Question], failed: dict[str, int | None]
+) -> pd.DataFrame:
+    """Per question: runs planned and settled in the records, the estimated CPU hours left, and
+    failed validity checks."""
+    rows = []
+    for question in questions:
+        settled = settled_counts(question, everything)
+        plan = [
+            (runs, min(runs, settled.get(what, 0)), minutes)
+            for what, runs, minutes in plan_rows(question)
+        ]
+        rows.append(
+            {
+                "question": question.name,
+                "runs_planned": sum(runs for runs, _, _ in plan),
+                "runs_settled": sum(done for _, done, _ in plan),
+                "cpu_hours_left": sum((runs - done) * minutes for runs, done, minutes in plan) / 60,
+                "validity_failed": ""
+                if failed.get(question.name) is None
+                else failed[question.name],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_status(table: pd.DataFrame, out: Path) -> None:
+    text = (
+        "# Where the study stands\n\nRebuilt by `make tables` from the committed records: runs\n"
+        "settled (done, diverged or failed) of those the design plans, the estimated single-thread\n"
+        "CPU hours the rest need, and each comparison's failed validity checks (blank: none run).\n\n"
+    )
+    (out / "status.md").write_text(text + table.to_markdown(index=False, floatfmt=".1f") + "\n")

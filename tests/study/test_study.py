@@ -3,6 +3,8 @@ reseeding, collection, reports."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +99,9 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert "seeds" in (tmp_path / "tiny" / "validity.md").read_text()
     derived_table = (tmp_path / "wd" / "table.md").read_text()
     assert "| none " in derived_table and "| some " in derived_table
+    status = (tmp_path / "status.md").read_text()
+    assert re.search(r"\| tiny +\| +5 \| +5 \| +0\.0 \| +\d+ \|", status), status
+    assert re.search(r"\| wd +\| +2 \| +2 \| +0\.0 \| +\|", status), status
     rows = pd.read_csv(tmp_path / "wd" / "table.csv")
     assert rows["decay"].tolist() == ["none", "some", "sgd (tiny)"]
     assert rows["seeds"].tolist() == [1, 1, 2], "the reference is the chosen setting's two seeds"
