@@ -21,10 +21,17 @@ from pathlib import Path
 
 import yaml
 
+from rootfree.optim import OPTIMIZERS
 from rootfree.study import schedule
-from rootfree.study.design import DESIGN, Question, plan
-from rootfree.study.report import report
+from rootfree.study.design import DESIGN, Question, check_design, plan
+from rootfree.study.report import CHECKS, report
 from rootfree.study.schedule import collect_records, run_all, settled_counts
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2, before anything runs."""
+    print(f"rootfree-study: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
     args = parser.parse_args(argv)
     design = yaml.safe_load(args.design.read_text())["questions"]
+    try:
+        check_design(design, OPTIMIZERS, CHECKS)
+    except ValueError as error:
+        fail(f"{args.design}: {error}")
     names = [n for n in args.only.split(",") if n] or list(design)
     for name in names:
         if name not in design:
-            parser.error(f"--only: unknown question {name!r}; choose from {', '.join(design)}")
+            fail(f"--only: unknown question {name!r}; choose from {', '.join(design)}")
     everything = {name: Question(name, spec, args.runs.resolve()) for name, spec in design.items()}
     questions = [everything[name] for name in names]
     if args.command == "plan":

@@ -118,6 +118,60 @@ class Question:
         return sample(space, self.trials(optimizer)[1], seed=2)
 
 
+KINDS = {
+    "comparison": {
+        "title",
+        "overrides",
+        "optimizers",
+        "space",
+        "trials",
+        "top",
+        "margin",
+        "seeds",
+        "checks",
+        "minutes",
+    },
+    "derived": {
+        "title",
+        "kind",
+        "from",
+        "optimizer",
+        "overrides",
+        "grid",
+        "references",
+        "seeds",
+        "checks",
+        "minutes",
+    },
+    "computation": {"title", "kind", "function", "minutes"},
+}
+
+
+def check_design(design: dict, optimizers, checks) -> None:
+    """Raise a one-line ValueError naming the question, key, bad value and valid choices for
+    a design the driver cannot run, before anything runs."""
+
+    def bad(name: str, key: str, value, choices) -> ValueError:
+        return ValueError(f"{name}.{key}: {value!r} is not valid; choose from {sorted(choices)}")
+
+    for name, spec in design.items():
+        kind = spec.get("kind", "comparison")
+        if kind not in KINDS:
+            raise bad(name, "kind", kind, KINDS)
+        for key in spec:
+            if key not in KINDS[kind]:
+                raise bad(name, key, spec[key], KINDS[kind])
+        methods = spec.get("optimizers", [spec.get("optimizer")] if kind == "derived" else [])
+        for method in [*methods, *spec.get("references", [])]:
+            if method not in optimizers:
+                raise bad(name, "optimizer", method, optimizers)
+        for check in spec.get("checks", []):
+            if check not in checks:
+                raise bad(name, "checks", check, checks)
+        if kind == "derived" and spec.get("from") not in design:
+            raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
+
+
 def plan_rows(question: Question) -> list[tuple[str, int, float]]:
     """(what, runs, CPU minutes per run) of a question, before anything has run."""
     spec, minutes = question.spec, question.spec["minutes"]

@@ -180,3 +180,32 @@ def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
     assert len(records) == 4 and all(r.state == "done" and not r.problems for r in records)
     launches = [launch for r in records for launch in r.launches]
     assert all(launch["run_device"].startswith("cuda") for launch in launches)
+
+
+@pytest.mark.parametrize(
+    "question,edit,message",
+    [
+        (
+            "tiny",
+            {"optimizers": ["sgd", "adam"]},
+            "tiny.optimizer: 'adam' is not valid; choose from",
+        ),
+        ("tiny", {"checks": ["warm", "cold"]}, "tiny.checks: 'cold' is not valid; choose from"),
+        ("tiny", {"trails": [3, 1]}, "tiny.trails: [3, 1] is not valid; choose from"),
+        ("wd", {"from": "tinny"}, "wd.from: 'tinny' is not valid; choose from ['tiny']"),
+        ("wd", {"references": ["sgdd"]}, "wd.optimizer: 'sgdd' is not valid"),
+        ("wd", {"kind": "derivd"}, "wd.kind: 'derivd' is not valid; choose from"),
+    ],
+)
+def test_a_bad_design_is_refused_in_one_line_naming_the_key(
+    tmp_path, capsys, question, edit, message
+):
+    design = {"questions": {**DESIGN["questions"]}}
+    design["questions"][question] = {**design["questions"][question], **edit}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(design))
+    with pytest.raises(SystemExit) as exit:
+        study_main(["run", "--design", str(path), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
