@@ -50,6 +50,11 @@ DESIGN = {
 }
 
 
+def inside(tmp_path) -> list[str]:
+    """Every folder the driver writes, under tmp_path, so a broken driver cannot touch the repo."""
+    return ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+
+
 def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, capsys):
     design = tmp_path / "study.yaml"
     design.write_text(yaml.safe_dump(DESIGN))
@@ -157,8 +162,8 @@ def test_an_unknown_question_is_refused_in_one_line_before_anything_runs(tmp_pat
     design = tmp_path / "study.yaml"
     design.write_text(yaml.safe_dump(DESIGN))
     with pytest.raises(SystemExit) as exit:
-        study_main(["run", "--design", str(design), "--runs", str(tmp_path), "--only", "p9"])
-    assert exit.value.code == 2 and not (tmp_path / "tiny").exists()
+        study_main(["run", "--design", str(design), *inside(tmp_path), "--only", "p9"])
+    assert exit.value.code == 2 and not (tmp_path / "runs").exists()
     assert "--only: unknown question 'p9'; choose from tiny, wd" in capsys.readouterr().err
 
 
@@ -167,14 +172,7 @@ def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
     tiny = {**DESIGN["questions"]["tiny"], "trials": [2, 1]}
     design = tmp_path / "study.yaml"
     design.write_text(yaml.safe_dump({"questions": {"tiny": tiny}}))
-    args = [
-        "--design",
-        str(design),
-        "--runs",
-        str(tmp_path / "runs"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = ["--design", str(design), *inside(tmp_path)]
     assert study_main(["run", *args, "--device", "cuda", "--jobs", "3"]) == 0
     records = list(iter_runs(tmp_path / "runs" / "tiny"))
     assert len(records) == 4 and all(r.state == "done" and not r.problems for r in records)
@@ -205,7 +203,7 @@ def test_a_bad_design_is_refused_in_one_line_naming_the_key(
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(design))
     with pytest.raises(SystemExit) as exit:
-        study_main(["run", "--design", str(path), "--runs", str(tmp_path / "runs")])
+        study_main(["run", "--design", str(path), *inside(tmp_path)])
     err = capsys.readouterr().err
     assert exit.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
