@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -115,4 +116,34 @@ def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
     return written
 
 
-__all__ = ["error_curves", "tuning_curves"]
+def sweep_curves(
+    cells: pd.DataFrame, axes: list[str], sweep: str, across: str, order: list[str], path: Path
+) -> list[Path]:
+    """One panel per combination of the other grid axes: validation accuracy against the swept
+    value (grid order, log-spaced values), one line per ``across`` value; x marks a cell whose
+    seeds all diverged, at the panel's floor."""
+    panels = [axis for axis in axes if axis not in {sweep, across}]
+    groups = list(cells.groupby(panels, sort=False)) if panels else [((), cells)]
+    figure, axes_ = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), sharey=True)
+    position = {value: index for index, value in enumerate(order)}
+    floor = float(cells["val_acc"].min() * 100) if cells["val_acc"].notna().any() else 0.0
+    for axis, (key, group) in zip(np.atleast_1d(axes_), groups):
+        for index, (where, rows) in enumerate(group.groupby(across, sort=False)):
+            rows = rows.assign(x=rows[sweep].map(position)).sort_values("x")
+            line = axis.plot(
+                rows["x"],
+                rows["val_acc"] * 100,
+                label=f"{across} {where}",
+                marker=_MARKERS[index % len(_MARKERS)],
+                markersize=4,
+            )
+            lost = rows[rows["val_acc"].isna() & (rows["diverged"] > 0)]
+            axis.plot(lost["x"], [floor] * len(lost), "x", color=line[0].get_color())
+        axis.set_xticks(range(len(order)), order, rotation=45)
+        axis.set(xlabel=sweep, title=" / ".join(map(str, np.atleast_1d(key))))
+    np.atleast_1d(axes_)[0].set_ylabel("validation accuracy (%)")
+    np.atleast_1d(axes_)[0].legend()
+    return _save(figure, path)
+
+
+__all__ = ["error_curves", "sweep_curves", "tuning_curves"]

@@ -139,6 +139,7 @@ KINDS = {
         "overrides",
         "grid",
         "references",
+        "transfer",
         "seeds",
         "checks",
         "minutes",
@@ -170,6 +171,19 @@ def check_design(design: dict, optimizers, checks) -> None:
                 raise bad(name, "checks", check, checks)
         if kind == "derived" and spec.get("from") not in design:
             raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
+        if "transfer" in spec:
+            _check_transfer(name, spec, bad)
+
+
+def _check_transfer(name: str, spec: dict, bad) -> None:
+    """``transfer``: {sweep, across: grid axes; anchor: a label of ``across``}."""
+    transfer, grid = spec["transfer"], spec["grid"]
+    for key in ("sweep", "across"):
+        if transfer.get(key) not in grid:
+            raise bad(name, f"transfer.{key}", transfer.get(key), grid)
+    labels = [str(label) for label in grid[transfer["across"]]]
+    if str(transfer.get("anchor")) not in labels:
+        raise bad(name, "transfer.anchor", transfer.get("anchor"), labels)
 
 
 def plan_rows(question: Question) -> list[tuple[str, int, float]]:
@@ -179,12 +193,8 @@ def plan_rows(question: Question) -> list[tuple[str, int, float]]:
         return [("computed by `report`", 0, 0.0)]
     if spec.get("kind") == "derived":
         cells = math.prod(len(axis) for axis in spec["grid"].values())
-        each = {str(k): v for k, v in minutes.items()}
         return (
-            [
-                (label, spec["seeds"], each.get(label, minutes["default"]))
-                for label in _grid_labels(spec)
-            ]
+            [(label, spec["seeds"], cell_minutes(minutes, label)) for label in _grid_labels(spec)]
             if cells
             else []
         )
@@ -192,6 +202,16 @@ def plan_rows(question: Question) -> list[tuple[str, int, float]]:
         (opt, sum(question.trials(opt)) + spec["seeds"] - 1, minutes.get(opt, minutes["default"]))
         for opt in spec["optimizers"]
     ]
+
+
+def cell_minutes(minutes: dict, label: str) -> float:
+    """A grid cell's estimate: ``minutes`` of its longest label prefix ("32/with_B", then
+    "32"), else the default."""
+    parts, each = label.split("/"), {str(k): v for k, v in minutes.items()}
+    for end in range(len(parts), 0, -1):
+        if "/".join(parts[:end]) in each:
+            return each["/".join(parts[:end])]
+    return minutes["default"]
 
 
 def _grid_labels(spec: dict) -> list[str]:

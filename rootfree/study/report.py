@@ -13,11 +13,12 @@ import pandas as pd
 from rootfree.record import read_run
 from rootfree.results import validity
 from rootfree.results.collect import collect
-from rootfree.results.plots import error_curves, tuning_curves
+from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.stats import summarize
 from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
+from rootfree.results.transfer import transfer_table
 from rootfree.results.tuning import tuning_curve
 from rootfree.study.design import Question, plan_rows
 from rootfree.study.schedule import derived_runs, progress, run_path, settled_counts
@@ -82,8 +83,9 @@ def write_robustness(table: pd.DataFrame, out: Path) -> None:
 
 
 def cell_row(records: list) -> dict:
-    """Seeds, test accuracy mean and CI, final train accuracy, the fraction of second-moment
-    coordinates still at S0, training images/s, optimizer state MiB, runs that did not finish."""
+    """Seeds, test accuracy mean and CI, mean validation and final train accuracy, the fraction
+    of second-moment coordinates still at S0, training images/s, optimizer state MiB, runs that
+    diverged and runs that did not finish."""
     done = [r for r in records if r.state == "done" and not r.problems]
     test = summarize([r.final["test_acc"] for r in done])
 
@@ -95,10 +97,12 @@ def cell_row(records: list) -> dict:
         "seeds": test["n"],
         "test_acc": test["mean"],
         "ci95": test["ci"],
+        "val_acc": mean("val_acc"),
         "train_acc": mean("train_acc"),
         "s_at_init": mean("second_moment_at_init"),
         "images_per_s": mean("images_per_second", rows=lambda r: r.metrics),
         "state_mib": mean("optimizer_state_mib"),
+        "diverged": sum(r.state == "diverged" for r in records),
         "not_done": sum(r.state != "done" for r in records),
     }
 
@@ -122,20 +126,60 @@ def derived_table(question: Question, source: Question) -> pd.DataFrame:
 
 
 def report_derived(question: Question, everything: dict[str, Question], out: Path) -> None:
+    if not question.runs.exists():  # no records yet: no table of blanks
+        return
     table = derived_table(question, everything[question.spec["from"]])
     if table.empty:
         return
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
-    shown = table.assign(test_acc=table["test_acc"] * 100, ci95=table["ci95"] * 100)
+    shown = table.assign(**{c: table[c] * 100 for c in ("test_acc", "ci95", "val_acc")})
     text = (
         f"# {question.spec['title']}\n\n"
-        "Test accuracy in %, +- the 95% CI over seeds; train_acc: the last epoch's running\n"
-        "training accuracy; s_at_init: the fraction of second-moment coordinates still exactly\n"
-        "at S0; images_per_s: training throughput (one thread, two runs sharing the machine);\n"
-        "state_mib: the optimizer's state; not_done: runs that diverged, failed or are unfinished.\n\n"
+        "Test accuracy in %, +- the 95% CI over seeds; val_acc: mean validation accuracy in %;\n"
+        "train_acc: the last epoch's running training accuracy; s_at_init: the fraction of\n"
+        "second-moment coordinates still exactly at S0; images_per_s: training throughput (one\n"
+        "thread, two runs sharing the machine); state_mib: the optimizer's state; diverged: runs\n"
+        "that diverged; not_done: runs that diverged, failed or are unfinished.\n\n"
     )
-    (out / "table.md").write_text(text + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+    (out / "table.md").write_text(text + _markdown(shown) + "\n")
+    if "transfer" in question.spec:
+        write_transfer(question, table, out)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    """Grid labels as written ("2.5e-4" stays so), numbers to four significant digits."""
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table]
+    shown = table.apply(
+        lambda c: c.map("{:.4g}".format) if pd.api.types.is_float_dtype(c) else c.fillna("")
+    )
+    align = ["right" if n else "left" for n in numeric]
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+def write_transfer(question: Question, cells: pd.DataFrame, out: Path) -> None:
+    """The transfer table of a swept grid (``transfer``: sweep, across, anchor) and its curves."""
+    spec, grid = question.spec["transfer"], question.spec["grid"]
+    sweep, across, anchor = spec["sweep"], spec["across"], str(spec["anchor"])
+    order = [str(label) for label in grid[sweep]]
+    cells = cells[cells[sweep].isin(order)]  # the grid's cells, not its reference rows
+    table = transfer_table(cells, list(grid), sweep, across, anchor, order)
+    table.to_csv(out / "transfer.csv", index=False, float_format="%.6g")
+    shown = table.assign(
+        **{
+            c: table[c] * 100
+            for c in ("best_val", "best_test", "transfer_val", "transfer_test", "regret")
+        }
+    )
+    text = (
+        f"# Does the {sweep} chosen at {across} = {anchor} transfer?\n\n"
+        f"Per {across}: the best {sweep} by validation accuracy (%) and its test accuracy; the\n"
+        f"{sweep} chosen at {across} = {anchor} and its accuracies here; regret: the validation\n"
+        f"points lost by transferring (a diverged transfer loses all); shift: grid steps from the\n"
+        f"transferred {sweep} to the best one here.\n\n"
+    )
+    (out / "transfer.md").write_text(text + _markdown(shown) + "\n")
+    sweep_curves(cells, list(grid), sweep, across, order, out / f"sweep_{sweep}_by_{across}")
 
 
 def report_computation(question: Question, out: Path) -> None:

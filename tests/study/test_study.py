@@ -39,8 +39,10 @@ DESIGN = {
                 "decay": {
                     "none": ["optimizer.weight_decay=0.0"],
                     "some": ["optimizer.weight_decay=0.01"],
-                }
+                },
+                "damp": {"d0": ["optimizer.momentum=0.0"], "d9": ["optimizer.momentum=0.9"]},
             },
+            "transfer": {"sweep": "decay", "across": "damp", "anchor": "d0"},
             "references": ["sgd"],
             "seeds": 1,
             "checks": [],
@@ -57,7 +59,7 @@ def inside(tmp_path) -> list[str]:
 
 def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, capsys):
     design = tmp_path / "study.yaml"
-    design.write_text(yaml.safe_dump(DESIGN))
+    design.write_text(yaml.safe_dump(DESIGN, sort_keys=False))
     args = [
         "--design",
         str(design),
@@ -68,8 +70,8 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     ]
     assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
-    assert "5 runs" in planned and "none" in planned and "some" in planned
-    assert planned.count("    0 settled") == 3, "nothing has run"
+    assert "5 runs" in planned and "none/d0" in planned and "some/d9" in planned
+    assert planned.count("    0 settled") == 5, "nothing has run"
 
     # a finished run left from an earlier design: it must neither win the selection nor be collected
     stray = {"name": "sgd", "lr": 0.3, "momentum": 0.5, "weight_decay": 0.0}
@@ -78,7 +80,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     records = [r for r in iter_runs(tmp_path / "runs" / "tiny") if r.name != "stray"]
     assert len(records) == 5 and all(r.state == "done" and not r.problems for r in records)
     derived = list(iter_runs(tmp_path / "runs" / "wd"))
-    assert sorted(r.config["optimizer"]["weight_decay"] for r in derived) == [0.0, 0.01]
+    assert sorted(r.config["optimizer"]["weight_decay"] for r in derived) == [0, 0, 0.01, 0.01]
     first = sorted(records, key=lambda r: r.status["started"])[:3]
     stage1 = sorted((r.final["val_acc"], r.config["optimizer"]["lr"]) for r in first)
     kept = [lr for _, lr in stage1[1:]]  # the best two thirds
@@ -92,10 +94,11 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     (chosen,) = [r for r in trials if r.config["optimizer"] == seeded[0].config["optimizer"]]
     assert chosen.final["val_acc"] == max(r.final["val_acc"] for r in trials)
     assert len(list((tmp_path / "out" / "tiny").iterdir())) == 5
-    for r in derived:  # the chosen setting, weight decay aside
-        assert {**r.config["optimizer"], "weight_decay": 0} == {
+    for r in derived:  # the chosen setting, weight decay and momentum aside
+        assert {**r.config["optimizer"], "weight_decay": 0, "momentum": 0} == {
             **seeded[0].config["optimizer"],
             "weight_decay": 0,
+            "momentum": 0,
         }
 
     assert study_main(["report", *args]) == 0
@@ -103,23 +106,25 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert "sgd" in table and "(final epoch; 5 runs)" in table
     assert "seeds" in (tmp_path / "tiny" / "validity.md").read_text()
     derived_table = (tmp_path / "wd" / "table.md").read_text()
-    assert "| none " in derived_table and "| some " in derived_table
+    assert "| none " in derived_table and "| some " in derived_table and "| d9 " in derived_table
     status = (tmp_path / "status.md").read_text()
     assert re.search(r"\| tiny +\| +5 \| +5 \| +0\.0 \| +\d+ \|", status), status
-    assert re.search(r"\| wd +\| +2 \| +2 \| +0\.0 \| +\|", status), status
+    assert re.search(r"\| wd +\| +4 \| +4 \| +0\.0 \| +\|", status), status
     rows = pd.read_csv(tmp_path / "wd" / "table.csv")
-    assert rows["decay"].tolist() == ["none", "some", "sgd (tiny)"]
-    assert rows["seeds"].tolist() == [1, 1, 2], "the reference is the chosen setting's two seeds"
+    assert rows["decay"].tolist() == ["none", "none", "some", "some", "sgd (tiny)"]
+    assert rows["seeds"].tolist() == [1, 1, 1, 1, 2], "the reference: the chosen setting's seeds"
     reference = [r for r in records if r.config["optimizer"] == seeded[0].config["optimizer"]]
-    assert rows["test_acc"].iloc[2] == pytest.approx(
+    assert rows["test_acc"].iloc[4] == pytest.approx(
         np.mean([r.final["test_acc"] for r in reference])
     )
-    assert (rows["state_mib"] > 0).all()
+    assert (rows["state_mib"][rows["damp"] != "d0"] > 0).all()
+    assert (rows["state_mib"][rows["damp"] == "d0"] == 0).all(), "SGD without momentum: no state"
+    check_transfer(derived, tmp_path / "wd")
 
     assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
     assert "5 runs x  0.1 min =    0.5 CPU min     5 settled" in planned
-    assert "0 settled" not in planned and planned.count("    1 settled") == 2
+    assert "0 settled" not in planned and planned.count("    1 settled") == 4
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")}
     assert study_main(["run", *args]) == 0
@@ -180,6 +185,25 @@ def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
     assert all(launch["run_device"].startswith("cuda") for launch in launches)
 
 
+def check_transfer(derived: list, out) -> None:
+    """The decay chosen on validation at momentum 0 and what it loses at 0.9, from the runs."""
+    val = {
+        (r.config["optimizer"]["momentum"], r.config["optimizer"]["weight_decay"]): r.final[
+            "val_acc"
+        ]
+        for r in derived
+    }
+    label = {0.0: "none", 0.01: "some"}
+    chosen = max([0.0, 0.01], key=lambda decay: val[0.0, decay])
+    best = max([0.0, 0.01], key=lambda decay: val[0.9, decay])
+    transfer = pd.read_csv(out / "transfer.csv").set_index("damp")
+    assert transfer.loc["d9", "decay_from_d0"] == label[chosen]
+    assert transfer.loc["d9", "best_decay"] == label[best]
+    assert transfer.loc["d9", "regret"] == pytest.approx(val[0.9, best] - val[0.9, chosen])
+    assert transfer.loc["d0", "regret"] == 0
+    assert (out / "sweep_decay_by_damp.png").exists()
+
+
 @pytest.mark.parametrize(
     "question,edit,message",
     [
@@ -193,6 +217,16 @@ def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
         ("wd", {"from": "tinny"}, "wd.from: 'tinny' is not valid; choose from ['tiny']"),
         ("wd", {"references": ["sgdd"]}, "wd.optimizer: 'sgdd' is not valid"),
         ("wd", {"kind": "derivd"}, "wd.kind: 'derivd' is not valid; choose from"),
+        (
+            "wd",
+            {"transfer": {"sweep": "lr", "across": "damp", "anchor": "d0"}},
+            "wd.transfer.sweep: 'lr' is not valid; choose from ['damp', 'decay']",
+        ),
+        (
+            "wd",
+            {"transfer": {"sweep": "decay", "across": "damp", "anchor": "d5"}},
+            "wd.transfer.anchor: 'd5' is not valid; choose from ['d0', 'd9']",
+        ),
     ],
 )
 def test_a_bad_design_is_refused_in_one_line_naming_the_key(
@@ -207,3 +241,11 @@ def test_a_bad_design_is_refused_in_one_line_naming_the_key(
     err = capsys.readouterr().err
     assert exit.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
+    minutes = {"default": 1.0, 32: 0.3, "32/with_B": 0.5}
+    assert study_design.cell_minutes(minutes, "32/with_B/1e-3") == 0.5
+    assert study_design.cell_minutes(minutes, "32/without_B/1e-3") == 0.3
+    assert study_design.cell_minutes(minutes, "512/with_B/1e-3") == 1.0
+    assert study_design.cell_minutes(minutes, "320/with_B") == 1.0

@@ -1,0 +1,62 @@
+"""Does a tuned hyperparameter transfer along another axis? From a grid swept over one
+hyperparameter (``sweep``, e.g. lr) at several values of another (``across``, e.g. the batch
+size): the value chosen on validation at the ``anchor``, and what it costs elsewhere."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _best(rows: pd.DataFrame):
+    """The row with the highest validation accuracy (a diverged cell has none), or None."""
+    done = rows.dropna(subset=["val_acc"])
+    return None if done.empty else done.loc[done["val_acc"].idxmax()]
+
+
+def transfer_table(
+    cells: pd.DataFrame, axes: list[str], sweep: str, across: str, anchor: str, order: list[str]
+) -> pd.DataFrame:
+    """Per group of the remaining axes and per ``across`` value: the best ``sweep`` value by
+    validation accuracy there, the one chosen at ``anchor``, the test accuracy of each, the
+    validation accuracy lost by transferring (``regret``) and how many grid steps the best value
+    moved (``shift``; ``order``: the sweep's values in grid order). ``cells``: one row per grid
+    cell, its labels in the columns ``axes``, with val_acc and test_acc (NaN where no seed
+    finished) and ``diverged`` (seeds that diverged)."""
+    groups = [axis for axis in axes if axis not in {sweep, across}]
+    position = {value: index for index, value in enumerate(order)}
+    rows = []
+    for key, group in cells.groupby(groups, sort=False) if groups else [((), cells)]:
+        chosen = _best(group[group[across] == anchor])
+        for where, rows_at in group.groupby(across, sort=False):
+            best = _best(rows_at)
+            same = rows_at[rows_at[sweep] == chosen[sweep]] if chosen is not None else rows_at[:0]
+            moved = None if same.empty else same.iloc[0]
+            rows.append(
+                {
+                    **dict(zip(groups, key if isinstance(key, tuple) else (key,))),
+                    across: where,
+                    f"best_{sweep}": None if best is None else best[sweep],
+                    "best_val": math.nan if best is None else best["val_acc"],
+                    "best_test": math.nan if best is None else best["test_acc"],
+                    f"{sweep}_from_{anchor}": None if chosen is None else chosen[sweep],
+                    "transfer_val": math.nan if moved is None else moved["val_acc"],
+                    "transfer_test": math.nan if moved is None else moved["test_acc"],
+                    "regret": _regret(best, moved),
+                    "shift": math.nan
+                    if best is None or chosen is None
+                    else position[best[sweep]] - position[chosen[sweep]],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _regret(best, moved) -> float:
+    """Validation accuracy lost by using the anchor's value instead of the best one here; a
+    transferred value whose every seed diverged loses all of it (one still running: unknown)."""
+    if best is None or moved is None:
+        return math.nan
+    if pd.isna(moved["val_acc"]):
+        return float(best["val_acc"]) if moved["diverged"] > 0 else math.nan
+    return float(best["val_acc"] - moved["val_acc"])

@@ -1,0 +1,76 @@
+"""Hyperparameter transfer across a grid axis (rootfree.results.transfer), on grids whose best
+values are known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from rootfree.results.transfer import transfer_table
+
+LRS = ["1e-4", "1e-3", "1e-2", "1e-1"]
+BEST = {"with_B": {"32": 1, "128": 1, "512": 1}, "without_B": {"32": 0, "128": 1, "512": 3}}
+
+
+def grid(val=lambda variant, batch, index: 0.9 - 0.1 * abs(index - BEST[variant][batch])):
+    """A full sweep: validation accuracy peaks at BEST's lr index, test = val - 0.01."""
+    rows = [
+        {"batch": b, "variant": v, "lr": lr, "val_acc": val(v, b, i), "diverged": 0}
+        for b in ("32", "128", "512")
+        for v in BEST
+        for i, lr in enumerate(LRS)
+    ]
+    frame = pd.DataFrame(rows)
+    return frame.assign(test_acc=frame["val_acc"] - 0.01)
+
+
+def table(cells: pd.DataFrame) -> pd.DataFrame:
+    out = transfer_table(cells, ["batch", "variant", "lr"], "lr", "batch", "128", LRS)
+    return out.set_index(["variant", "batch"])
+
+
+def test_the_best_lr_its_shift_and_the_regret_of_the_anchor_lr():
+    out = table(grid())
+    assert len(out) == 6
+    for variant, best in BEST.items():
+        for batch, index in best.items():
+            row = out.loc[(variant, batch)]
+            assert row["best_lr"] == LRS[index]
+            assert row["lr_from_128"] == LRS[best["128"]]
+            assert row["shift"] == index - best["128"]
+            # the anchor's lr sits |shift| grid steps from the peak, 0.1 each
+            assert row["regret"] == pytest.approx(0.1 * abs(index - best["128"]))
+            assert row["transfer_test"] == pytest.approx(row["transfer_val"] - 0.01)
+            assert row["best_test"] == pytest.approx(0.89)
+    assert (out.loc["with_B", "regret"] == 0).all()
+
+
+def test_a_diverged_transfer_loses_everything_an_unfinished_one_is_unknown():
+    cells = grid()
+    at = (cells["variant"] == "without_B") & (cells["lr"] == LRS[1])
+    diverged = cells.copy()
+    diverged.loc[at & (cells["batch"] == "512"), ["val_acc", "test_acc", "diverged"]] = [
+        math.nan,
+        math.nan,
+        1,
+    ]
+    diverged.loc[at & (cells["batch"] == "32"), ["val_acc", "test_acc"]] = [math.nan, math.nan]
+    out = table(diverged)
+    assert out.loc[("without_B", "512"), "regret"] == pytest.approx(0.9)
+    assert math.isnan(out.loc[("without_B", "32"), "regret"])
+    assert out.loc[("without_B", "32"), "best_lr"] == LRS[0]
+
+
+def test_the_anchor_choice_skips_diverged_cells_and_no_anchor_means_no_transfer():
+    cells = grid()
+    peak = (cells["variant"] == "with_B") & (cells["lr"] == LRS[1]) & (cells["batch"] == "128")
+    cells.loc[peak, ["val_acc", "test_acc", "diverged"]] = [math.nan, math.nan, 1]
+    out = table(cells)
+    assert out.loc[("with_B", "32"), "lr_from_128"] in (LRS[0], LRS[2])
+    assert out.loc[("with_B", "32"), "regret"] == pytest.approx(0.1)
+    alone = transfer_table(
+        grid()[lambda f: f["batch"] != "128"], ["batch", "variant", "lr"], "lr", "batch", "128", LRS
+    )
+    assert alone["lr_from_128"].isna().all() and alone["regret"].isna().all()
