@@ -84,27 +84,39 @@ def write_robustness(table: pd.DataFrame, out: Path) -> None:
 
 def cell_row(records: list) -> dict:
     """Seeds, test accuracy mean and CI, mean validation and final train accuracy, the fraction
-    of second-moment coordinates still at S0, training images/s, optimizer state MiB, runs that
-    diverged and runs that did not finish."""
+    of second-moment coordinates still at S0, training images/s (each run's median epoch, so
+    an epoch the machine paused does not count), optimizer state MiB, runs that diverged and
+    runs that did not finish."""
     done = [r for r in records if r.state == "done" and not r.problems]
     test = summarize([r.final["test_acc"] for r in done])
 
-    def mean(key: str, rows=lambda r: [r.final]) -> float:
-        values = [v for r in done for m in rows(r) if (v := m.get(key)) is not None]
-        return float(np.mean(values)) if values else math.nan
+    def final(key: str) -> float:
+        return _mean([r.final.get(key) for r in done])
 
     return {
         "seeds": test["n"],
         "test_acc": test["mean"],
         "ci95": test["ci"],
-        "val_acc": mean("val_acc"),
-        "train_acc": mean("train_acc"),
-        "s_at_init": mean("second_moment_at_init"),
-        "images_per_s": mean("images_per_second", rows=lambda r: r.metrics),
-        "state_mib": mean("optimizer_state_mib"),
+        "val_acc": final("val_acc"),
+        "train_acc": final("train_acc"),
+        "s_at_init": final("second_moment_at_init"),
+        "images_per_s": _mean(
+            [_median([m.get("images_per_second") for m in r.metrics]) for r in done]
+        ),
+        "state_mib": final("optimizer_state_mib"),
         "diverged": sum(r.state == "diverged" for r in records),
         "not_done": sum(r.state != "done" for r in records),
     }
+
+
+def _mean(values: list) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
 
 def derived_table(question: Question, source: Question) -> pd.DataFrame:

@@ -4,6 +4,7 @@ reseeding, collection, reports."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import yaml
 
 from rootfree.record import iter_runs
 from rootfree.study import design as study_design
+from rootfree.study import report as study_report
 from rootfree.study.__main__ import main as study_main
 from tests.results.rundirs import write_run
 
@@ -249,3 +251,16 @@ def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
     assert study_design.cell_minutes(minutes, "32/without_B/1e-3") == 0.3
     assert study_design.cell_minutes(minutes, "512/with_B/1e-3") == 1.0
     assert study_design.cell_minutes(minutes, "320/with_B") == 1.0
+
+
+def test_a_cell_takes_each_runs_median_epoch_throughput_so_a_paused_epoch_does_not_count():
+    def run(state, throughputs=()):
+        final = {"test_acc": 0.8, "val_acc": 0.82} if state == "done" else {}
+        metrics = [{"images_per_second": v} for v in throughputs] + [{"test_acc": 0.8}]
+        return SimpleNamespace(state=state, problems=[], final=final, metrics=metrics)
+
+    paused = run("done", [1000.0, 5.0, 1010.0])
+    row = study_report.cell_row([paused, run("done", [2000.0, 1990.0, 2010.0]), run("diverged")])
+    assert row["images_per_s"] == pytest.approx((1000 + 2000) / 2)
+    assert (row["seeds"], row["diverged"], row["not_done"]) == (2, 1, 1)
+    assert row["val_acc"] == pytest.approx(0.82)
