@@ -21,7 +21,8 @@ def transfer_table(
     """Per group of the remaining axes and per ``across`` value: the best ``sweep`` value by
     validation accuracy there, the one chosen at ``anchor``, the test accuracy of each, the
     validation accuracy lost by transferring (``regret``) and how many grid steps the best value
-    moved (``shift``; ``order``: the sweep's values in grid order). ``cells``: one row per grid
+    moved (``shift``; ``order``: the sweep's values in grid order); ``bracketed`` is False where
+    the best value is at an end of the grid, so the true optimum may lie beyond it. ``cells``: one row per grid
     cell, its labels in the columns ``axes``, with val_acc and test_acc (NaN where no seed
     finished) and ``diverged`` (seeds that diverged)."""
     groups = [axis for axis in axes if axis not in {sweep, across}]
@@ -47,6 +48,7 @@ def transfer_table(
                     "shift": math.nan
                     if best is None or chosen is None
                     else position[best[sweep]] - position[chosen[sweep]],
+                    "bracketed": best is not None and 0 < position[best[sweep]] < len(order) - 1,
                 }
             )
     return pd.DataFrame(rows)

@@ -44,6 +44,7 @@ def test_the_best_lr_its_shift_and_the_regret_of_the_anchor_lr():
             assert row["regret"] == pytest.approx(0.1 * abs(index - best["128"]))
             assert row["transfer_test"] == pytest.approx(row["transfer_val"] - 0.01)
             assert row["best_test"] == pytest.approx(0.89)
+            assert row["bracketed"] == (0 < index < len(LRS) - 1)
     assert (out.loc["with_B", "regret"] == 0).all()
 
 
