@@ -22,9 +22,9 @@ def transfer_table(
     validation accuracy there, the one chosen at ``anchor``, the test accuracy of each, the
     validation accuracy lost by transferring (``regret``) and how many grid steps the best value
     moved (``shift``; ``order``: the sweep's values in grid order); ``bracketed`` is False where
-    the best value is at an end of the grid, so the true optimum may lie beyond it. ``cells``: one row per grid
-    cell, its labels in the columns ``axes``, with val_acc and test_acc (NaN where no seed
-    finished) and ``diverged`` (seeds that diverged)."""
+    the best value is at an end of the grid, so the true optimum may lie beyond it. ``cells``:
+    one row per grid cell, its labels in the columns ``axes``, with val_acc and test_acc (NaN
+    where no seed finished) and ``diverged`` (seeds that diverged)."""
     groups = [axis for axis in axes if axis not in {sweep, across}]
     position = {value: index for index, value in enumerate(order)}
     rows = []

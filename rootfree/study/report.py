@@ -150,9 +150,10 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
         f"# {question.spec['title']}\n\n"
         "Test accuracy in %, +- the 95% CI over seeds; val_acc: mean validation accuracy in %;\n"
         "train_acc: the last epoch's running training accuracy; s_at_init: the fraction of\n"
-        "second-moment coordinates still exactly at S0; images_per_s: training throughput (one\n"
-        "thread, two runs sharing the machine); state_mib: the optimizer's state; diverged: runs\n"
-        "that diverged; not_done: runs that diverged, failed or are unfinished.\n\n"
+        "second-moment coordinates still exactly at S0; images_per_s: training throughput, the\n"
+        "median epoch (one thread, two runs sharing the machine); state_mib: the optimizer's\n"
+        "state; diverged: runs that diverged; not_done: runs that diverged, failed or are\n"
+        "unfinished.\n\n"
     )
     (out / "table.md").write_text(text + _markdown(shown) + "\n")
     if "transfer" in question.spec:
