@@ -56,9 +56,7 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         )
         reference = index.get((cell["dataset"], cell["model"], REFERENCE))
         if reference is not None and cell["optimizer"] != REFERENCE:
-            gap = welch_difference(
-                list(accuracy.values()), list(_test_by_seed(scores, reference["setting"]).values())
-            )
+            gap = _welch_gap(scores, accuracy, reference)
             row.update(gap_to_sgd=gap["diff"], gap_ci95=gap["ci"])
         spec = get_optimizer_spec(cell["optimizer"])
         counterpart = (
@@ -77,6 +75,33 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         row.update({c: first[c] for c in PAPER_COLUMNS if c in first and not _missing(first[c])})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _welch_gap(scores: pd.DataFrame, accuracy: dict[int, float], reference) -> dict:
+    baseline = _test_by_seed(scores, reference["setting"])
+    return welch_difference(list(accuracy.values()), list(baseline.values()))
+
+
+def with_gap_to(
+    table: pd.DataFrame, scores: pd.DataFrame, chosen: pd.DataFrame, baseline: str
+) -> pd.DataFrame:
+    """``table`` (a comparison_table of ``chosen``) with each row's Welch difference to
+    ``baseline``'s chosen setting on the same (dataset, model): gap_to_<baseline> and its CI."""
+    index = {tuple(row[c] for c in CELL): row for _, row in chosen.iterrows()}
+    gaps = []
+    for _, row in table.iterrows():
+        reference = index.get((row["dataset"], row["model"], baseline))
+        cell = index[tuple(row[c] for c in CELL)]
+        if reference is None or row["optimizer"] == baseline:
+            gaps.append({"diff": math.nan, "ci": math.nan})
+            continue
+        gaps.append(_welch_gap(scores, _test_by_seed(scores, cell["setting"]), reference))
+    return table.assign(
+        **{
+            f"gap_to_{baseline}": [g["diff"] for g in gaps],
+            f"gap_to_{baseline}_ci95": [g["ci"] for g in gaps],
+        }
+    )
 
 
 def _missing(value) -> bool:

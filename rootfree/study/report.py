@@ -17,7 +17,12 @@ from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.stats import summarize
-from rootfree.results.tables import compact_markdown, comparison_table, skipped_note
+from rootfree.results.tables import (
+    compact_markdown,
+    comparison_table,
+    skipped_note,
+    with_gap_to,
+)
 from rootfree.results.transfer import transfer_table
 from rootfree.results.tuning import tuning_curve
 from rootfree.study.design import Question, plan_rows
@@ -44,7 +49,7 @@ def report_question(question: Question, records: Path, out: Path) -> pd.DataFram
     scores = run_scores(frame)
     chosen = select_best(scores)
     out.mkdir(parents=True, exist_ok=True)
-    table = with_mdd(comparison_table(scores, chosen))
+    table = with_gap_to(with_mdd(comparison_table(scores, chosen)), scores, chosen, "adamw")
     table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import scipy.stats
 
 from rootfree.results import (
     collect_runs,
@@ -17,6 +18,7 @@ from rootfree.results import (
 )
 from rootfree.results.__main__ import main
 from rootfree.results.select import run_scores
+from rootfree.results.tables import with_gap_to
 from tests.results.rundirs import write_run
 
 
@@ -104,6 +106,18 @@ def test_gap_paired_differences_and_divergence_are_reported(tmp_path):
     diffs = [a - b for a, b in zip(rf, rms)]
     assert rf_row["vs_counterpart_ci95"] == pytest.approx(summarize(diffs)["ci"])
     assert math.isnan(table.loc["sgd"].get("gap_to_sgd", math.nan))
+
+    chosen = select_best(scores)
+    gaps = with_gap_to(comparison_table(scores, chosen), scores, chosen, "rmsprop")
+    gaps = gaps.set_index("optimizer")
+    assert gaps.loc["rootfree_rmsprop", "gap_to_rmsprop"] == pytest.approx(
+        sum(rf) / 3 - sum(rms) / 3
+    )
+    for optimizer, accuracy in (("rootfree_rmsprop", rf), ("sgd", sgd)):
+        welch = scipy.stats.ttest_ind(accuracy, rms, equal_var=False).confidence_interval(0.95)
+        half_width = (welch.high - welch.low) / 2
+        assert gaps.loc[optimizer, "gap_to_rmsprop_ci95"] == pytest.approx(half_width)
+    assert math.isnan(gaps.loc["rmsprop", "gap_to_rmsprop"])
 
 
 def test_missing_cells_are_listed_with_the_command_and_strict_fails(tmp_path, capsys):
