@@ -103,6 +103,40 @@ def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def bracketed(
+    scores: pd.DataFrame, chosen: pd.DataFrame, spaces: dict[str, dict[str, tuple]], margin: float
+) -> pd.DataFrame:
+    """Every searched hyperparameter of the chosen setting lies at least a factor ``margin``
+    inside its stage-1 bounds ``spaces[optimizer][name] = (low, high, log)``. Stage 2 looks a
+    factor ``margin`` past its best trials, but never past these bounds: a choice nearer to one
+    may have its optimum outside the space. The value is the tightest factor and names it."""
+    rows = []
+    for _, cell in chosen.iterrows():
+        setting = scores[scores["setting"] == cell["setting"]].iloc[0]
+        factors = {
+            f"{name} {side}": ratio
+            for name, (low, high, _) in spaces[cell["optimizer"]].items()
+            if pd.notna(value := setting.get(name))
+            for side, ratio in (
+                ("low", value / low if low > 0 else math.inf),
+                ("high", high / value),
+            )
+        }
+        if not factors:
+            continue
+        edge = min(factors, key=factors.get)
+        rows.append(
+            _row(
+                cell,
+                f"inside stage-1 bounds by a factor (tightest: {edge})",
+                factors[edge],
+                f">= {margin:g}",
+                factors[edge] >= margin,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
 def enough_seeds(chosen: pd.DataFrame, minimum: int = 5) -> pd.DataFrame:
     return pd.DataFrame(
         [

@@ -29,11 +29,14 @@ from rootfree.study.design import Question, plan_rows
 from rootfree.study.schedule import derived_runs, progress, run_path, settled_counts
 
 CHECKS = {
-    "converged": lambda frame, scores, chosen, spec: validity.converged(frame, chosen),
-    "warm": lambda frame, scores, chosen, spec: validity.warm_preconditioner(frame, chosen),
-    "tuning": lambda frame, scores, chosen, spec: validity.tuning_saturated(scores, chosen),
-    "seeds": lambda frame, scores, chosen, spec: validity.enough_seeds(chosen, spec["seeds"]),
-    "plateau": lambda frame, scores, chosen, spec: validity.plateaued(frame, chosen, "adamw"),
+    "converged": lambda frame, scores, chosen, q: validity.converged(frame, chosen),
+    "warm": lambda frame, scores, chosen, q: validity.warm_preconditioner(frame, chosen),
+    "tuning": lambda frame, scores, chosen, q: validity.tuning_saturated(scores, chosen),
+    "seeds": lambda frame, scores, chosen, q: validity.enough_seeds(chosen, q.spec["seeds"]),
+    "plateau": lambda frame, scores, chosen, q: validity.plateaued(frame, chosen, "adamw"),
+    "bracketed": lambda frame, scores, chosen, q: validity.bracketed(
+        scores, chosen, {o: q.space(o) for o in q.spec["optimizers"]}, q.spec["margin"]
+    ),
 }
 
 
@@ -55,7 +58,7 @@ def report_question(question: Question, records: Path, out: Path) -> pd.DataFram
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))
     table.to_latex(out / "comparison.tex", index=False, float_format="%.4g")
     checks = pd.concat(
-        [CHECKS[name](frame, scores, chosen, question.spec) for name in question.spec["checks"]],
+        [CHECKS[name](frame, scores, chosen, question) for name in question.spec["checks"]],
         ignore_index=True,
     )
     checks.to_csv(out / "validity.csv", index=False, float_format="%.6g")

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from rootfree.results.validity import (
+    bracketed,
     converged,
     expected_best,
     minimal_detectable_difference,
@@ -100,3 +101,22 @@ def test_convergence_reads_the_final_model_evaluation_where_every_seed_has_one()
     partly = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, None))])
     (row,) = converged(partly, CHOSEN).to_dict("records")
     assert row["value"] == 0.985 and not row["passed"] and "running mean" in row["check"]
+
+
+def test_bracketed_names_the_hyperparameter_nearest_a_stage1_bound():
+    spaces = {
+        "o": {"lr": (1e-4, 1.0, True), "momentum": (0.1, 0.99, True), "beta": (0.0, 0.9, False)}
+    }
+    scores = cell_frame(
+        [
+            {"setting": "a", "lr": 0.01, "momentum": 0.9, "beta": 0.5},
+            {"setting": "b", "lr": 0.9, "momentum": 0.5, "beta": 0.5},
+        ]
+    )
+    (row,) = bracketed(scores, CHOSEN, spaces, margin=1.25).to_dict("records")
+    assert row["value"] == pytest.approx(0.99 / 0.9) and "momentum high" in row["check"]
+    assert not row["passed"]
+    low = scores.assign(momentum=0.15, setting=["a", "b"])
+    (row,) = bracketed(low, CHOSEN, spaces, margin=1.25).to_dict("records")
+    assert row["value"] == pytest.approx(0.15 / 0.1) and "momentum low" in row["check"]
+    assert row["passed"]
