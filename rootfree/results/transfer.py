@@ -21,8 +21,9 @@ def transfer_table(
     """Per group of the remaining axes and per ``across`` value: the best ``sweep`` value by
     validation accuracy there, the one chosen at ``anchor``, the test accuracy of each, the
     validation accuracy lost by transferring (``regret``) and how many grid steps the best value
-    moved (``shift``; ``order``: the sweep's values in grid order); ``bracketed`` is False where
-    the best value is at an end of the grid, so the true optimum may lie beyond it. ``cells``:
+    moved (``shift``; ``order``: the sweep's values in grid order); ``bracketed`` is True where
+    the best value has a settled (finished or diverged) grid neighbour on each side, so the
+    optimum lies between them; False at an end of the grid or beside a cell still to run. ``cells``:
     one row per grid cell, its labels in the columns ``axes``, with val_acc and test_acc (NaN
     where no seed finished) and ``diverged`` (seeds that diverged)."""
     groups = [axis for axis in axes if axis not in {sweep, across}]
@@ -48,10 +49,21 @@ def transfer_table(
                     "shift": math.nan
                     if best is None or chosen is None
                     else position[best[sweep]] - position[chosen[sweep]],
-                    "bracketed": best is not None and 0 < position[best[sweep]] < len(order) - 1,
+                    "bracketed": _bracketed(rows_at, best, sweep, order),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _bracketed(rows: pd.DataFrame, best, sweep: str, order: list[str]) -> bool:
+    """Both grid neighbours of ``best`` exist and have settled: finished or diverged."""
+    if best is None:
+        return False
+    index = order.index(best[sweep])
+    if not 0 < index < len(order) - 1:
+        return False
+    settled = rows[rows["val_acc"].notna() | (rows["diverged"] > 0)][sweep]
+    return {order[index - 1], order[index + 1]} <= set(settled)
 
 
 def _regret(best, moved) -> float:

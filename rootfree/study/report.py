@@ -197,8 +197,9 @@ def write_transfer(question: Question, cells: pd.DataFrame, out: Path) -> None:
         f"Per {across}: the best {sweep} by validation accuracy (%) and its test accuracy; the\n"
         f"{sweep} chosen at {across} = {anchor} and its accuracies here; regret: the validation\n"
         f"points lost by transferring (a diverged transfer loses all); shift: grid steps from the\n"
-        f"transferred {sweep} to the best one here; bracketed: False where the best {sweep} is at\n"
-        f"an end of the grid, so the optimum may lie beyond it.\n\n"
+        f"transferred {sweep} to the best one here; bracketed: True where both grid neighbours of\n"
+        f"the best {sweep} have run (finished or diverged), False at an end of the grid or beside\n"
+        f"a cell still to run, where the optimum may lie beyond.\n\n"
     )
     (out / "transfer.md").write_text(text + _markdown(shown) + "\n")
     sweep_curves(cells, list(grid), sweep, across, order, out / f"sweep_{sweep}_by_{across}")

@@ -75,3 +75,13 @@ def test_the_anchor_choice_skips_diverged_cells_and_no_anchor_means_no_transfer(
         grid()[lambda f: f["batch"] != "128"], ["batch", "variant", "lr"], "lr", "batch", "128", LRS
     )
     assert alone["lr_from_128"].isna().all() and alone["regret"].isna().all()
+
+
+def test_a_best_lr_is_bracketed_only_by_settled_neighbours():
+    cells = grid()
+    beside = (cells["variant"] == "with_B") & (cells["batch"] == "32")
+    unrun = cells.copy()
+    unrun.loc[beside & (cells["lr"] == LRS[2]), ["val_acc", "test_acc"]] = [math.nan, math.nan]
+    assert not table(unrun).loc[("with_B", "32"), "bracketed"]
+    unrun.loc[beside & (cells["lr"] == LRS[2]), "diverged"] = 1
+    assert table(unrun).loc[("with_B", "32"), "bracketed"]
