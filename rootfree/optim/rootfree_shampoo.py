@@ -128,6 +128,19 @@ class RootFreeShampoo(PreconditionedOptimizer):
         super().add_param_group(param_group)
         structures.check_spec(self.param_groups[-1]["structure"])
 
+    def preconditioner_factors(self, max_dim: int = 4096) -> list[torch.Tensor]:
+        """Each factor's K K^T (dense, float64), the preconditioner of one axis, for diagnostics
+        (no decomposition here); axes longer than ``max_dim`` are left out."""
+        products = []
+        for group in self.param_groups:
+            for param in group["params"]:
+                factors = self.state.get(param, {}).get("factors", [])
+                for struct, factor in zip(_structures(group, param), factors):
+                    if struct.dim <= max_dim:
+                        k = struct.to_dense(factor[None])[0].double()
+                        products.append(k @ k.T)
+        return products
+
     def _init_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         state = self.state[param]
         if state:

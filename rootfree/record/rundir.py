@@ -6,7 +6,9 @@ metrics.jsonl     one JSON object per epoch, appended as each epoch ends (``tail
 provenance.json   {"launches": [one entry per launch: code version, packages, machine, data]}
 final_eval.json   the final model in eval mode on the whole training split, written when training
                   ends: {"epoch", "step", "train_eval_loss", "train_eval_acc"} (the last epoch's
-                  train_acc in metrics.jsonl is a running mean over weights that changed during it)
+                  train_acc in metrics.jsonl is a running mean over weights that changed during it),
+                  and for Kronecker optimizers "factor_cond_median", "factor_eig_min_median"
+                  (the final factors' K K^T: median condition number and smallest eigenvalue)
 checkpoints/      last.pt (and last.prev.pt), best.pt: weights_only-loadable
 lock              held (flock) by the one process that writes the directory
 """

@@ -93,8 +93,8 @@ def write_robustness(table: pd.DataFrame, out: Path) -> None:
 def cell_row(records: list) -> dict:
     """Seeds, test accuracy mean and CI, mean validation and final train accuracy, the fraction
     of second-moment coordinates still at S0, training images/s (each run's median epoch, so
-    an epoch the machine paused does not count), optimizer state MiB, runs that diverged and
-    runs that did not finish."""
+    an epoch the machine paused does not count), optimizer state MiB, the final Kronecker
+    factors' median condition number, runs that diverged and runs that did not finish."""
     done = [r for r in records if r.state == "done" and not r.problems]
     test = summarize([r.final["test_acc"] for r in done])
 
@@ -112,6 +112,7 @@ def cell_row(records: list) -> dict:
             [_median([m.get("images_per_second") for m in r.metrics]) for r in done]
         ),
         "state_mib": final("optimizer_state_mib"),
+        "factor_cond": _mean([(r.final_eval or {}).get("factor_cond_median") for r in done]),
         "diverged": sum(r.state == "diverged" for r in records),
         "not_done": sum(r.state != "done" for r in records),
     }
@@ -160,8 +161,9 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
         "train_acc: the last epoch's running training accuracy; s_at_init: the fraction of\n"
         "second-moment coordinates still exactly at S0; images_per_s: training throughput, the\n"
         "median epoch (one thread, two runs sharing the machine); state_mib: the optimizer's\n"
-        "state; diverged: runs that diverged; not_done: runs that diverged, failed or are\n"
-        "unfinished.\n\n"
+        "state; factor_cond: the final Kronecker factors' K K^T, median condition number over\n"
+        "factors (mean over seeds); diverged: runs that diverged; not_done: runs that\n"
+        "diverged, failed or are unfinished.\n\n"
     )
     (out / "table.md").write_text(text + _markdown(shown) + "\n")
     if "transfer" in question.spec:

@@ -1,4 +1,4 @@
-"""Optimizer-state measurements logged with each evaluation (no per-step cost)."""
+"""Optimizer-state measurements logged with each evaluation or at the end (no per-step cost)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,22 @@ def optimizer_state_mib(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer's state in MiB (every tensor it holds per parameter, at its own dtype):
     the memory a method adds beyond the model, comparable across devices."""
     return {"optimizer_state_mib": _nbytes(list(optimizer.state.values())) / 2**20}
+
+
+def factor_conditioning(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Medians over a Kronecker optimizer's factors of K K^T's condition number and smallest
+    eigenvalue: how far low-precision factors drift from a well-conditioned preconditioner.
+    Empty for optimizers without ``preconditioner_factors`` or before their first step."""
+    products = getattr(optimizer, "preconditioner_factors", lambda: [])()
+    if not products:
+        return {}
+    spectra = [torch.linalg.eigvalsh(product) for product in products]
+    low = torch.stack([s[0] for s in spectra])
+    high = torch.stack([s[-1] for s in spectra])
+    return {
+        "factor_cond_median": (high / low).median().item(),
+        "factor_eig_min_median": low.median().item(),
+    }
 
 
 def peak_gpu_mib(device: torch.device) -> dict[str, Any]:

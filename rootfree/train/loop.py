@@ -25,7 +25,12 @@ from rootfree.data.ragged import RaggedImages
 from rootfree.record import RunDir
 from rootfree.train.build import build_data, build_model, build_optimizer, global_batch_size
 from rootfree.train.checkpoint import load_latest, save_atomic
-from rootfree.train.diagnostics import optimizer_state_mib, peak_gpu_mib, second_moment_at_init
+from rootfree.train.diagnostics import (
+    factor_conditioning,
+    optimizer_state_mib,
+    peak_gpu_mib,
+    second_moment_at_init,
+)
 from rootfree.train.loggers import create_logger
 from rootfree.train.losses import make_loss
 from rootfree.train.progress import Progress
@@ -297,12 +302,18 @@ class Trainer:
                 self.train_epoch(logger)
                 row = self.finish_epoch()
                 logger.log(row, self.step)
-            final_eval = self.evaluate_training_set()
+            final_eval = self.final_record()
             if final_eval is not None:
                 self.run_dir.write_final_eval(final_eval)
             return self.run_dir.metrics()[-1]
         finally:
             logger.finish()
+
+    def final_record(self) -> dict[str, Any] | None:
+        """final_eval.json: the final model on the training split (where the data allow) and
+        the final preconditioner's conditioning (where the optimizer has factors)."""
+        row = {**(self.evaluate_training_set() or {}), **factor_conditioning(self.optimizer)}
+        return {"epoch": self.epoch, "step": self.step, **row} if row else None
 
     def evaluate_training_set(self) -> dict[str, Any] | None:
         """The model as it is, in eval mode, on the whole training split without augmentation;

@@ -254,13 +254,19 @@ def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
 
 
 def test_a_cell_takes_each_runs_median_epoch_throughput_so_a_paused_epoch_does_not_count():
-    def run(state, throughputs=()):
+    def run(state, throughputs=(), cond=None):
         final = {"test_acc": 0.8, "val_acc": 0.82} if state == "done" else {}
         metrics = [{"images_per_second": v} for v in throughputs] + [{"test_acc": 0.8}]
-        return SimpleNamespace(state=state, problems=[], final=final, metrics=metrics)
+        final_eval = None if cond is None else {"factor_cond_median": cond}
+        return SimpleNamespace(
+            state=state, problems=[], final=final, metrics=metrics, final_eval=final_eval
+        )
 
-    paused = run("done", [1000.0, 5.0, 1010.0])
-    row = study_report.cell_row([paused, run("done", [2000.0, 1990.0, 2010.0]), run("diverged")])
+    paused = run("done", [1000.0, 5.0, 1010.0], cond=4.0)
+    row = study_report.cell_row(
+        [paused, run("done", [2000.0, 1990.0, 2010.0], cond=8.0), run("diverged")]
+    )
     assert row["images_per_s"] == pytest.approx((1000 + 2000) / 2)
+    assert row["factor_cond"] == pytest.approx(6.0)
     assert (row["seeds"], row["diverged"], row["not_done"]) == (2, 1, 1)
     assert row["val_acc"] == pytest.approx(0.82)

@@ -1,12 +1,18 @@
-"""The frozen-second-moment measurement: bf16 rounding keeps S at S_0 when lr_cov is small."""
+"""Optimizer-state measurements: the frozen second moment (bf16 rounding keeps S at S_0 when
+lr_cov is small), state memory, and the conditioning of Kronecker factors."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from rootfree.optim import RootFreeRMSProp, Shampoo
-from rootfree.train.diagnostics import optimizer_state_mib, second_moment_at_init
+from rootfree.optim import RootFreeRMSProp, RootFreeShampoo, Shampoo
+from rootfree.train.diagnostics import (
+    factor_conditioning,
+    optimizer_state_mib,
+    second_moment_at_init,
+)
 
 
 @pytest.mark.parametrize("dtype,frozen", [("bfloat16", 0.5), ("float32", 0.0)])
@@ -44,3 +50,28 @@ def test_shampoo_state_memory_holds_its_kronecker_factors():
     optimizer.step()
     counted = optimizer_state_mib(optimizer)["optimizer_state_mib"] * 2**20
     assert counted >= 2 * (3 * 3 + 5 * 5) * 4, "two fp32 factors and their inverse roots"
+
+
+def test_factor_conditioning_reads_the_singular_values_of_each_factor():
+    """K K^T's eigenvalues are K's squared singular values (numpy's SVD here), per factor."""
+    weight, bias = torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(5))
+    optimizer = RootFreeShampoo([weight, bias], lr=0.1, batch_size=4)
+    assert factor_conditioning(optimizer) == {}, "no factors before a step"
+    weight.grad, bias.grad = torch.ones(3, 2), torch.ones(5)
+    optimizer.step()
+    generator = torch.Generator().manual_seed(0)
+    factors = [optimizer.state[p]["factors"] for p in (weight, bias)]
+    for group in factors:
+        for i, k in enumerate(group):
+            group[i] = torch.randn(k.shape, generator=generator)
+    squared = [np.linalg.svd(k.numpy(), compute_uv=False) ** 2 for g in factors for k in g]
+    measured = factor_conditioning(optimizer)
+    assert measured["factor_cond_median"] == pytest.approx(
+        np.median([s.max() / s.min() for s in squared]), rel=1e-6
+    )
+    assert measured["factor_eig_min_median"] == pytest.approx(
+        np.median([s.min() for s in squared]), rel=1e-6
+    )
+    kept = optimizer.preconditioner_factors(max_dim=3)
+    assert sorted(len(p) for p in kept) == [2, 3], "the 5-long axis is left out"
+    assert factor_conditioning(torch.optim.SGD([weight], lr=0.1)) == {}

@@ -278,3 +278,26 @@ def test_the_final_model_is_evaluated_on_the_training_split_and_a_backfill_repro
     assert backfill_final_eval(path)
     assert RunDir(path).final_eval() == written
     assert not backfill_final_eval(path), "written once"
+
+
+def test_kronecker_runs_record_their_final_factor_conditioning_and_a_backfill_adds_it(tmp_path):
+    """final_eval.json of a RootFreeShampoo run holds factor_conditioning of the final state;
+    for a run whose record lacks it, the backfill adds the same values and keeps the rest."""
+    from rootfree.train.diagnostics import factor_conditioning
+    from rootfree.train.final_eval import backfill_final_eval
+    from tests.train.helpers import train_py
+
+    overrides = ("experiment=smoke", "trainer.device=cpu", "trainer.epochs=1")
+    assert train_py(*overrides, "optimizer=rootfree_shampoo", runs=tmp_path).returncode == 0
+    (path,) = [p.parent for p in tmp_path.glob("*/status.json")]
+    written = RunDir(path).final_eval()
+    trainer = Trainer(read_run(path).config, RunDir(path, writer=False))
+    assert trainer.resume()
+    expected = factor_conditioning(trainer.optimizer)
+    assert expected and {k: written[k] for k in expected} == pytest.approx(expected)
+
+    older = {k: v for k, v in written.items() if k not in expected}
+    RunDir(path).write_final_eval({**older, "train_eval_acc": -1.0})
+    assert backfill_final_eval(path)
+    assert RunDir(path).final_eval() == {**written, "train_eval_acc": -1.0}
+    assert not backfill_final_eval(path), "nothing left to add"
