@@ -221,17 +221,36 @@ def _grid_labels(spec: dict) -> list[str]:
     ]
 
 
+PLAN_ROWS = 12  # a grid with more cells prints one row per label prefix
+
+
+def plan_lines(
+    rows: list[tuple[str, int, float]], settled: dict[str, int]
+) -> list[tuple[str, int, float, int]]:
+    """(what, runs, CPU minutes, settled runs) per plan row; a grid of more than PLAN_ROWS
+    cells is summed over its last axis ("32/with_B/*"), so the plan stays readable."""
+    lines = [(what, n, n * minutes, min(n, settled.get(what, 0))) for what, n, minutes in rows]
+    if len(lines) <= PLAN_ROWS or not all("/" in what for what, *_ in lines):
+        return lines
+    folded: dict[str, list] = {}
+    for what, n, cpu, done in lines:
+        total = folded.setdefault(what.rsplit("/", 1)[0] + "/*", [0, 0.0, 0])
+        total[0], total[1], total[2] = total[0] + n, total[1] + cpu, total[2] + done
+    return [(what, n, cpu, done) for what, (n, cpu, done) in folded.items()]
+
+
 def plan(questions: list[Question], jobs: int, settled: dict[str, dict[str, int]]) -> float:
     """Print the runs of each question with their estimated CPU minutes and how many are
     settled already (``settled``: question -> plan row -> runs); return the CPU hours left."""
     total = left = 0.0
     for question in questions:
         print(f"{question.name}: {question.spec['title']}")
-        for what, runs, minutes in plan_rows(question):
-            done = min(runs, settled.get(question.name, {}).get(what, 0))
-            total, left = total + runs * minutes, left + (runs - done) * minutes
+        lines = plan_lines(plan_rows(question), settled.get(question.name, {}))
+        for what, runs, cpu, done in lines:
+            total, left = total + cpu, left + (cpu / runs * (runs - done) if runs else 0.0)
+            each = cpu / runs if runs else 0.0
             print(
-                f"  {what:22s} {runs:4d} runs x {minutes:4.1f} min = {runs * minutes:6.1f} CPU min"
+                f"  {what:22s} {runs:4d} runs x {each:4.1f} min = {cpu:6.1f} CPU min"
                 f"  {done:4d} settled"
             )
     print(

@@ -270,3 +270,17 @@ def test_a_cell_takes_each_runs_median_epoch_throughput_so_a_paused_epoch_does_n
     assert row["factor_cond"] == pytest.approx(6.0)
     assert (row["seeds"], row["diverged"], row["not_done"]) == (2, 1, 1)
     assert row["val_acc"] == pytest.approx(0.82)
+
+
+def test_a_plan_of_many_cells_folds_the_last_axis_and_keeps_the_totals():
+    rows = [(f"{b}/{v}/{lr}", 1, 0.5 * b) for b in (1, 2) for v in "xy" for lr in "abcd"]
+    settled = {"1/x/a": 1, "1/x/b": 1, "2/y/d": 1}
+    folded = study_design.plan_lines(rows, settled)
+    assert folded == [
+        ("1/x/*", 4, 2.0, 2),
+        ("1/y/*", 4, 2.0, 0),
+        ("2/x/*", 4, 4.0, 0),
+        ("2/y/*", 4, 4.0, 1),
+    ]
+    few = study_design.plan_lines(rows[:12], settled)
+    assert len(few) == 12 and few[0] == ("1/x/a", 1, 0.5, 1)
