@@ -128,9 +128,10 @@ class RootFreeShampoo(PreconditionedOptimizer):
         super().add_param_group(param_group)
         structures.check_spec(self.param_groups[-1]["structure"])
 
-    def preconditioner_factors(self, max_dim: int = 4096) -> list[torch.Tensor]:
+    def preconditioner_factors(self, max_dim: int = 1024) -> list[torch.Tensor]:
         """Each factor's K K^T (dense, float64), the preconditioner of one axis, for diagnostics
-        (no decomposition here); axes longer than ``max_dim`` are left out."""
+        (no decomposition here); axes longer than ``max_dim`` are left out, which bounds the
+        eigensolves a caller runs at the end of a large model's training."""
         products = []
         for group in self.param_groups:
             for param in group["params"]:
