@@ -49,17 +49,17 @@ def transfer_table(
                     "shift": math.nan
                     if best is None or chosen is None
                     else position[best[sweep]] - position[chosen[sweep]],
-                    "bracketed": _bracketed(rows_at, best, sweep, order),
+                    "bracketed": _bracketed(rows_at, best, sweep, order, position),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _bracketed(rows: pd.DataFrame, best, sweep: str, order: list[str]) -> bool:
+def _bracketed(rows: pd.DataFrame, best, sweep: str, order: list[str], position: dict) -> bool:
     """Both grid neighbours of ``best`` exist and have settled: finished or diverged."""
     if best is None:
         return False
-    index = order.index(best[sweep])
+    index = position[best[sweep]]
     if not 0 < index < len(order) - 1:
         return False
     settled = rows[rows["val_acc"].notna() | (rows["diverged"] > 0)][sweep]

@@ -103,6 +103,17 @@ def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def _bound_factors(setting: pd.Series, space: dict[str, tuple]) -> dict[str, float]:
+    """``"name side"`` -> the factor by which the setting's value lies inside that bound."""
+    factors = {}
+    for name, (low, high, _) in space.items():
+        value = setting.get(name)
+        if pd.notna(value):
+            factors[f"{name} low"] = value / low if low > 0 else math.inf
+            factors[f"{name} high"] = high / value
+    return factors
+
+
 def bracketed(
     scores: pd.DataFrame, chosen: pd.DataFrame, spaces: dict[str, dict[str, tuple]], margin: float
 ) -> pd.DataFrame:
@@ -113,27 +124,12 @@ def bracketed(
     rows = []
     for _, cell in chosen.iterrows():
         setting = scores[scores["setting"] == cell["setting"]].iloc[0]
-        factors = {
-            f"{name} {side}": ratio
-            for name, (low, high, _) in spaces[cell["optimizer"]].items()
-            if pd.notna(value := setting.get(name))
-            for side, ratio in (
-                ("low", value / low if low > 0 else math.inf),
-                ("high", high / value),
-            )
-        }
+        factors = _bound_factors(setting, spaces[cell["optimizer"]])
         if not factors:
             continue
         edge = min(factors, key=factors.get)
-        rows.append(
-            _row(
-                cell,
-                f"inside stage-1 bounds by a factor (tightest: {edge})",
-                factors[edge],
-                f">= {margin:g}",
-                factors[edge] >= margin,
-            )
-        )
+        check = f"inside stage-1 bounds by a factor (tightest: {edge})"
+        rows.append(_row(cell, check, factors[edge], f">= {margin:g}", factors[edge] >= margin))
     return pd.DataFrame(rows)
 
 

@@ -232,11 +232,11 @@ def plan_lines(
     lines = [(what, n, n * minutes, min(n, settled.get(what, 0))) for what, n, minutes in rows]
     if len(lines) <= PLAN_ROWS or not all("/" in what for what, *_ in lines):
         return lines
-    folded: dict[str, list] = {}
-    for what, n, cpu, done in lines:
-        total = folded.setdefault(what.rsplit("/", 1)[0] + "/*", [0, 0.0, 0])
-        total[0], total[1], total[2] = total[0] + n, total[1] + cpu, total[2] + done
-    return [(what, n, cpu, done) for what, (n, cpu, done) in folded.items()]
+    folded: dict[str, tuple[int, float, int]] = {}
+    for what, *counts in lines:
+        key = what.rsplit("/", 1)[0] + "/*"
+        folded[key] = tuple(a + b for a, b in zip(folded.get(key, (0, 0.0, 0)), counts))
+    return [(what, *counts) for what, counts in folded.items()]
 
 
 def plan(questions: list[Question], jobs: int, settled: dict[str, dict[str, int]]) -> float:
@@ -247,8 +247,8 @@ def plan(questions: list[Question], jobs: int, settled: dict[str, dict[str, int]
         print(f"{question.name}: {question.spec['title']}")
         lines = plan_lines(plan_rows(question), settled.get(question.name, {}))
         for what, runs, cpu, done in lines:
-            total, left = total + cpu, left + (cpu / runs * (runs - done) if runs else 0.0)
             each = cpu / runs if runs else 0.0
+            total, left = total + cpu, left + each * (runs - done)
             print(
                 f"  {what:22s} {runs:4d} runs x {each:4.1f} min = {cpu:6.1f} CPU min"
                 f"  {done:4d} settled"
