@@ -138,8 +138,10 @@ KINDS = {
         "optimizer",
         "overrides",
         "grid",
+        "cells",
         "references",
         "transfer",
+        "paired",
         "seeds",
         "checks",
         "minutes",
@@ -173,6 +175,8 @@ def check_design(design: dict, optimizers, checks) -> None:
             raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
         if "transfer" in spec:
             _check_transfer(name, spec, bad)
+        if kind == "derived":
+            _check_cells(name, spec, bad)
 
 
 def _check_transfer(name: str, spec: dict, bad) -> None:
@@ -186,18 +190,36 @@ def _check_transfer(name: str, spec: dict, bad) -> None:
         raise bad(name, "transfer.anchor", transfer.get("anchor"), labels)
 
 
+def _check_cells(name: str, spec: dict, bad) -> None:
+    """``cells``: label paths of the grid; ``paired``: {axis: a grid axis, base: {a label of
+    another axis: a label of ``axis``}}."""
+    labels = _grid_labels({"grid": spec["grid"]})
+    for cell in spec.get("cells", []):
+        if cell not in labels:
+            raise bad(name, "cells", cell, labels)
+    if "paired" in spec:
+        axis = spec["paired"].get("axis")
+        if axis not in spec["grid"]:
+            raise bad(name, "paired.axis", axis, spec["grid"])
+        for group, label in spec["paired"].get("base", {}).items():
+            if str(label) not in map(str, spec["grid"][axis]):
+                raise bad(name, f"paired.base.{group}", label, spec["grid"][axis])
+
+
+def seed_list(seeds: int | list[int]) -> list[int]:
+    """``seeds``: a count (seeds 0 to n - 1) or the seeds themselves, e.g. fresh ones [1, 2]
+    where seed 0 made a selection that these runs re-measure."""
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
 def plan_rows(question: Question) -> list[tuple[str, int, float]]:
     """(what, runs, CPU minutes per run) of a question, before anything has run."""
     spec, minutes = question.spec, question.spec["minutes"]
     if spec.get("kind") == "computation":
         return [("computed by `report`", 0, 0.0)]
     if spec.get("kind") == "derived":
-        cells = math.prod(len(axis) for axis in spec["grid"].values())
-        return (
-            [(label, spec["seeds"], cell_minutes(minutes, label)) for label in _grid_labels(spec)]
-            if cells
-            else []
-        )
+        seeds = len(seed_list(spec["seeds"]))
+        return [(label, seeds, cell_minutes(minutes, label)) for label in _grid_labels(spec)]
     return [
         (opt, sum(question.trials(opt)) + spec["seeds"] - 1, minutes.get(opt, minutes["default"]))
         for opt in spec["optimizers"]
@@ -215,10 +237,12 @@ def cell_minutes(minutes: dict, label: str) -> float:
 
 
 def _grid_labels(spec: dict) -> list[str]:
-    return [
+    """The label paths ("32/with_B") of the grid's combinations, or of its ``cells`` only."""
+    labels = [
         "/".join(map(str, c))
         for c in itertools.product(*(axis.keys() for axis in spec["grid"].values()))
     ]
+    return [label for label in labels if label in spec.get("cells", labels)]
 
 
 PLAN_ROWS = 12  # a grid with more cells prints one row per label prefix

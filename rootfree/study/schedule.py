@@ -23,7 +23,7 @@ from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run,
 from rootfree.record.rundir import RunDir
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
-from rootfree.study.design import Question
+from rootfree.study.design import Question, seed_list
 from rootfree.train.final_eval import backfill_final_eval
 
 
@@ -107,22 +107,25 @@ def derived_runs(
     question: Question, source: Question
 ) -> dict[tuple[str, ...], list[list[str]]] | None:
     """A derived question's runs by grid labels: the source's chosen setting of
-    ``optimizer`` with each grid combination's overrides; None until that setting is known."""
+    ``optimizer`` with each grid combination's overrides (only ``cells``' where it lists
+    some); None until that setting is known."""
     optimizer = question.spec["optimizer"]
     _, best = progress(source, optimizer)
     if best is None:
         return None
-    grid = question.spec["grid"]
+    grid, cells = question.spec["grid"], question.spec.get("cells")
     runs = {}
     for combination in itertools.product(*(grid[axis].items() for axis in grid)):
         labels = tuple(str(label) for label, _ in combination)
+        if cells is not None and "/".join(labels) not in cells:
+            continue
         extra = [
             *question.spec.get("overrides", []),
             *(o for _, group in combination for o in group),
         ]
         runs[labels] = [
             source.overrides(optimizer, best, seed, extra, runs=question.runs)
-            for seed in range(question.spec["seeds"])
+            for seed in seed_list(question.spec["seeds"])
         ]
     return runs
 
