@@ -8,6 +8,8 @@ import math
 
 import pandas as pd
 
+from rootfree.results.stats import paired_difference
+
 
 def _best(rows: pd.DataFrame):
     """The row with the highest validation accuracy (a diverged cell has none), or None."""
@@ -74,3 +76,33 @@ def _regret(best, moved) -> float:
     if pd.isna(moved["val_acc"]):
         return float(best["val_acc"]) if moved["diverged"] > 0 else math.nan
     return float(best["val_acc"] - moved["val_acc"])
+
+
+def paired_to_base(
+    runs: pd.DataFrame, axes: list[str], axis: str, base: dict[str, str]
+) -> pd.DataFrame:
+    """Per grid cell whose ``axis`` label is not its base: its validation and test accuracy
+    minus the base cell's (the same other labels), paired by seed: mean and 95% t-interval.
+    ``base``: a label of another axis -> the ``axis`` label its cells are compared to (e.g. by
+    variant, the lr transferred from the anchor; a group without one is left out). ``runs``: one row per run with its labels in
+    ``axes``, ``seed``, val_acc and test_acc (NaN where the run did not finish); ``unpaired``
+    counts the runs of the pair that did not finish, so a pair lost to divergence shows."""
+    groups = [name for name in axes if name != axis]
+    rows = []
+    for key, group in runs.groupby(groups, sort=False):
+        labels = dict(zip(groups, key if isinstance(key, tuple) else (key,)))
+        reference = next((base[label] for label in labels.values() if label in base), None)
+        if reference is None:
+            continue
+        at_base = group[group[axis] == reference].set_index("seed")
+        for label, cell in group[group[axis] != reference].groupby(axis, sort=False):
+            cell = cell.set_index("seed")
+            row = {**labels, axis: label, f"{axis}_base": reference}
+            for metric in ("val_acc", "test_acc"):
+                gap = paired_difference(
+                    cell[metric].dropna().to_dict(), at_base[metric].dropna().to_dict()
+                )
+                row |= {f"{metric}_diff": gap["diff"], f"{metric}_ci95": gap["ci"]}
+            unpaired = cell["val_acc"].isna().sum() + at_base["val_acc"].isna().sum()
+            rows.append(row | {"pairs": gap["pairs"], "unpaired": int(unpaired)})
+    return pd.DataFrame(rows)

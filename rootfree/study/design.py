@@ -201,9 +201,15 @@ def _check_cells(name: str, spec: dict, bad) -> None:
         axis = spec["paired"].get("axis")
         if axis not in spec["grid"]:
             raise bad(name, "paired.axis", axis, spec["grid"])
-        for group, label in spec["paired"].get("base", {}).items():
+        base = spec["paired"].get("base", {})
+        for group, label in base.items():
             if str(label) not in map(str, spec["grid"][axis]):
                 raise bad(name, f"paired.base.{group}", label, spec["grid"][axis])
+        for cell in _grid_labels(spec):
+            if not set(cell.split("/")) & set(base):
+                raise ValueError(
+                    f"{name}.paired.base: no base for the cell {cell!r}; key it by one of its labels"
+                )
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:

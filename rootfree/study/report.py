@@ -23,9 +23,9 @@ from rootfree.results.tables import (
     skipped_note,
     with_gap_to,
 )
-from rootfree.results.transfer import transfer_table
+from rootfree.results.transfer import paired_to_base, transfer_table
 from rootfree.results.tuning import tuning_curve
-from rootfree.study.design import Question, plan_rows
+from rootfree.study.design import Question, plan_rows, seed_list
 from rootfree.study.schedule import derived_runs, progress, run_path, settled_counts
 
 CHECKS = {
@@ -168,6 +168,8 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
     (out / "table.md").write_text(text + _markdown(shown) + "\n")
     if "transfer" in question.spec:
         write_transfer(question, table, out)
+    if "paired" in question.spec:
+        write_paired(question, everything[question.spec["from"]], out)
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -205,6 +207,42 @@ def write_transfer(question: Question, cells: pd.DataFrame, out: Path) -> None:
     )
     (out / "transfer.md").write_text(text + _markdown(shown) + "\n")
     sweep_curves(cells, list(grid), sweep, across, order, out / f"sweep_{sweep}_by_{across}")
+
+
+def run_rows(question: Question, source: Question) -> pd.DataFrame:
+    """One row per run of a derived question: its grid labels, seed, and validation and test
+    accuracy (NaN unless it finished)."""
+    rows, seeds = [], seed_list(question.spec["seeds"])
+    for labels, group in (derived_runs(question, source) or {}).items():
+        for seed, overrides in zip(seeds, group):
+            record = read_run(run_path(overrides))
+            done = record.state == "done" and not record.problems
+            final = record.final if done else {}
+            rows.append(
+                {
+                    **dict(zip(question.spec["grid"], labels)),
+                    "seed": seed,
+                    "val_acc": final.get("val_acc", math.nan),
+                    "test_acc": final.get("test_acc", math.nan),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def write_paired(question: Question, source: Question, out: Path) -> None:
+    """Each cell minus its base cell, paired by seed (``paired``: axis, base by label)."""
+    spec = question.spec["paired"]
+    axis, base = spec["axis"], {k: str(v) for k, v in spec["base"].items()}
+    table = paired_to_base(run_rows(question, source), list(question.spec["grid"]), axis, base)
+    table.to_csv(out / "paired.csv", index=False, float_format="%.6g")
+    shown = table.assign(**{c: table[c] * 100 for c in table if c.endswith(("_diff", "_ci95"))})
+    text = (
+        f"# {question.spec['title']}: each cell against its base {axis}\n\n"
+        f"Accuracy points (%) gained by each {axis} over the base {axis} of its row, paired by\n"
+        f"seed: mean and 95% t-interval half-width over the seeds both finished (pairs);\n"
+        f"unpaired: runs of the two cells that did not finish.\n\n"
+    )
+    (out / "paired.md").write_text(text + _markdown(shown) + "\n")
 
 
 def report_computation(question: Question, out: Path) -> None:

@@ -3,7 +3,11 @@ committed run records."""
 
 from __future__ import annotations
 
+import pandas as pd
+import yaml
+
 from rootfree.results.__main__ import main
+from rootfree.study.design import DESIGN
 from rootfree.study.__main__ import main as study_main
 from tests.train.helpers import ROOT
 
@@ -37,3 +41,18 @@ def test_committed_study_tables_regenerate_byte_for_byte(tmp_path):
     assert written, "the report wrote no table"
     for name in written:
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_the_remeasured_transfer_cells_are_the_ones_the_committed_transfer_table_names():
+    """p3_transfer_seeds lists by hand, where p3_transfer's best lr moved away from the lr
+    chosen at B = 128, both lrs; and pairs each against that transferred lr."""
+    design = yaml.safe_load(DESIGN.read_text())["questions"]["p3_transfer_seeds"]
+    transfer = pd.read_csv(ROOT / "results" / "study" / "p3_transfer" / "transfer.csv", dtype=str)
+    moved = transfer[transfer["best_lr"] != transfer["lr_from_128"]]
+    named = {
+        f"{row.batch}/{row.variant}/{lr}"
+        for row in moved.itertuples()
+        for lr in (row.best_lr, row.lr_from_128)
+    }
+    assert len(moved) == 4 and sorted(design["cells"]) == sorted(named)
+    assert design["paired"]["base"] == dict(zip(transfer["variant"], transfer["lr_from_128"]))

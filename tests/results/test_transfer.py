@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from rootfree.results.transfer import transfer_table
+from rootfree.results.transfer import paired_to_base, transfer_table
 
 LRS = ["1e-4", "1e-3", "1e-2", "1e-1"]
 BEST = {"with_B": {"32": 1, "128": 1, "512": 1}, "without_B": {"32": 0, "128": 1, "512": 3}}
@@ -85,3 +85,30 @@ def test_a_best_lr_is_bracketed_only_by_settled_neighbours():
     assert not table(unrun).loc[("with_B", "32"), "bracketed"]
     unrun.loc[beside & (cells["lr"] == LRS[2]), "diverged"] = 1
     assert table(unrun).loc[("with_B", "32"), "bracketed"]
+
+
+def test_each_cell_minus_its_base_is_paired_by_seed_and_a_lost_pair_is_counted():
+    """Seed s gives lr "1e-2" a lead of 0.01 * s over the base "1e-3" (with_B) and "1e-4" a
+    lead of -0.02 over the base "1e-3" (without_B); seed effects shared by a pair cancel."""
+    lead = {"1e-3": lambda s: 0.0, "1e-2": lambda s: 0.01 * s, "1e-4": lambda s: -0.02}
+    rows = [
+        {"batch": "512", "variant": v, "lr": lr, "seed": s, "val_acc": 0.5 + 0.1 * s + lead[lr](s)}
+        for v, lrs in {"with_B": ("1e-2", "1e-3"), "without_B": ("1e-3", "1e-4")}.items()
+        for lr in lrs
+        for s in (1, 2, 3)
+    ]
+    runs = pd.DataFrame(rows)
+    runs = runs.assign(test_acc=runs["val_acc"] - 0.05)
+    lost = (runs["variant"] == "without_B") & (runs["lr"] == "1e-3") & (runs["seed"] == 3)
+    runs.loc[lost, ["val_acc", "test_acc"]] = math.nan  # its base run diverged
+    base = {"with_B": "1e-3", "without_B": "1e-3"}
+    out = paired_to_base(runs, ["batch", "variant", "lr"], "lr", base).set_index("variant")
+    assert out.loc["with_B", "lr"] == "1e-2" and out.loc["with_B", "lr_base"] == "1e-3"
+    assert out.loc["with_B", "val_acc_diff"] == pytest.approx(0.02)  # mean of 0.01, 0.02, 0.03
+    assert out.loc["with_B", "val_acc_ci95"] == pytest.approx(4.303 * 0.01 / math.sqrt(3), 1e-3)
+    assert out.loc["with_B", "test_acc_diff"] == pytest.approx(0.02)
+    assert (out.loc["with_B", "pairs"], out.loc["with_B", "unpaired"]) == (3, 0)
+    assert out.loc["without_B", "lr"] == "1e-4"
+    assert out.loc["without_B", "val_acc_diff"] == pytest.approx(-0.02)
+    assert out.loc["without_B", "val_acc_ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert (out.loc["without_B", "pairs"], out.loc["without_B", "unpaired"]) == (2, 1)

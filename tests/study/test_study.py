@@ -50,6 +50,24 @@ DESIGN = {
             "checks": [],
             "minutes": {"default": 0.1},
         },
+        "wd_seeds": {
+            "title": "two cells of wd on fresh seeds, one against the other",
+            "kind": "derived",
+            "from": "tiny",
+            "optimizer": "sgd",
+            "grid": {
+                "decay": {
+                    "none": ["optimizer.weight_decay=0.0"],
+                    "some": ["optimizer.weight_decay=0.01"],
+                },
+                "damp": {"d0": ["optimizer.momentum=0.0"], "d9": ["optimizer.momentum=0.9"]},
+            },
+            "cells": ["some/d9", "none/d9"],
+            "paired": {"axis": "decay", "base": {"d9": "none"}},
+            "seeds": [3, 4],
+            "checks": [],
+            "minutes": {"default": 0.1},
+        },
     }
 }
 
@@ -73,7 +91,8 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
     assert "5 runs" in planned and "none/d0" in planned and "some/d9" in planned
-    assert planned.count("    0 settled") == 5, "nothing has run"
+    assert planned.count("    0 settled") == 7, "nothing has run"
+    assert "some/d0" not in planned.split("wd_seeds:")[1], "only the listed cells"
 
     # a finished run left from an earlier design: it must neither win the selection nor be collected
     stray = {"name": "sgd", "lr": 0.3, "momentum": 0.5, "weight_decay": 0.0}
@@ -112,6 +131,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     status = (tmp_path / "status.md").read_text()
     assert re.search(r"\| tiny +\| +5 \| +5 \| +0\.0 \| +\d+ \|", status), status
     assert re.search(r"\| wd +\| +4 \| +4 \| +0\.0 \| +\|", status), status
+    assert re.search(r"\| wd_seeds +\| +4 \| +4 \| +0\.0 \| +\|", status), status
     rows = pd.read_csv(tmp_path / "wd" / "table.csv")
     assert rows["decay"].tolist() == ["none", "none", "some", "some", "sgd (tiny)"]
     assert rows["seeds"].tolist() == [1, 1, 1, 1, 2], "the reference: the chosen setting's seeds"
@@ -122,6 +142,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert (rows["state_mib"][rows["damp"] != "d0"] > 0).all()
     assert (rows["state_mib"][rows["damp"] == "d0"] == 0).all(), "SGD without momentum: no state"
     check_transfer(derived, tmp_path / "wd")
+    check_paired(list(iter_runs(tmp_path / "runs" / "wd_seeds")), tmp_path / "wd_seeds")
 
     assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
@@ -167,11 +188,13 @@ def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
 
 def test_an_unknown_question_is_refused_in_one_line_before_anything_runs(tmp_path, capsys):
     design = tmp_path / "study.yaml"
-    design.write_text(yaml.safe_dump(DESIGN))
+    design.write_text(yaml.safe_dump(DESIGN, sort_keys=False))  # grid axes in order
     with pytest.raises(SystemExit) as exit:
         study_main(["run", "--design", str(design), *inside(tmp_path), "--only", "p9"])
     assert exit.value.code == 2 and not (tmp_path / "runs").exists()
-    assert "--only: unknown question 'p9'; choose from tiny, wd" in capsys.readouterr().err
+    assert (
+        "--only: unknown question 'p9'; choose from tiny, wd, wd_seeds" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -185,6 +208,20 @@ def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
     assert len(records) == 4 and all(r.state == "done" and not r.problems for r in records)
     launches = [launch for r in records for launch in r.launches]
     assert all(launch["run_device"].startswith("cuda") for launch in launches)
+
+
+def check_paired(derived: list, out) -> None:
+    """Only the listed cells ran, on the listed seeds; each seed's decay gain, averaged."""
+    assert sorted(r.config["seed"] for r in derived) == [3, 3, 4, 4]
+    assert {r.config["optimizer"]["momentum"] for r in derived} == {0.9}
+    val = {
+        (r.config["optimizer"]["weight_decay"], r.config["seed"]): r.final["val_acc"]
+        for r in derived
+    }
+    gain = np.mean([val[0.01, seed] - val[0.0, seed] for seed in (3, 4)])
+    (row,) = pd.read_csv(out / "paired.csv").to_dict("records")
+    assert (row["damp"], row["decay"], row["decay_base"], row["pairs"]) == ("d9", "some", "none", 2)
+    assert row["val_acc_diff"] == pytest.approx(gain)
 
 
 def check_transfer(derived: list, out) -> None:
@@ -216,7 +253,11 @@ def check_transfer(derived: list, out) -> None:
         ),
         ("tiny", {"checks": ["warm", "cold"]}, "tiny.checks: 'cold' is not valid; choose from"),
         ("tiny", {"trails": [3, 1]}, "tiny.trails: [3, 1] is not valid; choose from"),
-        ("wd", {"from": "tinny"}, "wd.from: 'tinny' is not valid; choose from ['tiny']"),
+        (
+            "wd",
+            {"from": "tinny"},
+            "wd.from: 'tinny' is not valid; choose from ['tiny', 'wd_seeds']",
+        ),
         ("wd", {"references": ["sgdd"]}, "wd.optimizer: 'sgdd' is not valid"),
         ("wd", {"kind": "derivd"}, "wd.kind: 'derivd' is not valid; choose from"),
         (
@@ -229,6 +270,22 @@ def check_transfer(derived: list, out) -> None:
             {"transfer": {"sweep": "decay", "across": "damp", "anchor": "d5"}},
             "wd.transfer.anchor: 'd5' is not valid; choose from ['d0', 'd9']",
         ),
+        ("wd_seeds", {"cells": ["some/d8"]}, "wd_seeds.cells: 'some/d8' is not valid; choose"),
+        (
+            "wd_seeds",
+            {"paired": {"axis": "decay", "base": {"d9": "all"}}},
+            "wd_seeds.paired.base.d9: 'all' is not valid; choose from ['none', 'some']",
+        ),
+        (
+            "wd_seeds",
+            {"cells": ["some/d9", "none/d0"]},
+            "wd_seeds.paired.base: no base for the cell 'none/d0'; key it by one of its labels",
+        ),
+        (
+            "wd_seeds",
+            {"paired": {"axis": "dmp", "base": {}}},
+            "wd_seeds.paired.axis: 'dmp' is not valid; choose from ['damp', 'decay']",
+        ),
     ],
 )
 def test_a_bad_design_is_refused_in_one_line_naming_the_key(
@@ -237,7 +294,7 @@ def test_a_bad_design_is_refused_in_one_line_naming_the_key(
     design = {"questions": {**DESIGN["questions"]}}
     design["questions"][question] = {**design["questions"][question], **edit}
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(design))
+    path.write_text(yaml.safe_dump(design, sort_keys=False))  # grid axes in order
     with pytest.raises(SystemExit) as exit:
         study_main(["run", "--design", str(path), *inside(tmp_path)])
     err = capsys.readouterr().err
