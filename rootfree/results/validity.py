@@ -169,6 +169,18 @@ def plateaued(
     return pd.DataFrame(rows)
 
 
+def direct_test(cells: dict[str, list[float]], reference: list[float]) -> dict:
+    """A failed check's concern tested directly: runs that go where the check points (longer
+    training, past a search bound) do no better than the chosen setting. ``cells``: label ->
+    the validation accuracies of its seeds; ``reference``: the chosen setting's. Passes when
+    the best cell's mean gains less than the reference's seed CI."""
+    means = {label: float(np.mean(v)) for label, v in cells.items() if len(v)}
+    noise = summarize(reference)
+    best = max(means, key=means.get) if means else None
+    gain = means[best] - noise["mean"] if best is not None else math.nan
+    return {"best": best, "gain": gain, "ci": noise["ci"], "passed": bool(gain < noise["ci"])}
+
+
 def minimal_detectable_difference(
     std: float, n: int, power: float = 0.8, alpha: float = 0.05
 ) -> float:

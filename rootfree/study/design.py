@@ -142,6 +142,7 @@ KINDS = {
         "references",
         "transfer",
         "paired",
+        "answers",
         "seeds",
         "checks",
         "minutes",
@@ -173,6 +174,8 @@ def check_design(design: dict, optimizers, checks) -> None:
                 raise bad(name, "checks", check, checks)
         if kind == "derived" and spec.get("from") not in design:
             raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
+        if "answers" in spec and spec["answers"] not in design[spec["from"]].get("checks", []):
+            raise bad(name, "answers", spec["answers"], design[spec["from"]].get("checks", []))
         if "transfer" in spec:
             _check_transfer(name, spec, bad)
         if kind == "derived":

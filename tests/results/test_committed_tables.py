@@ -7,8 +7,8 @@ import pandas as pd
 import yaml
 
 from rootfree.results.__main__ import main
-from rootfree.study.design import DESIGN
 from rootfree.study.__main__ import main as study_main
+from rootfree.study.design import DESIGN
 from tests.train.helpers import ROOT
 
 COMMITTED = ROOT / "results" / "paper_small"

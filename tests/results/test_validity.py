@@ -12,6 +12,7 @@ from scipy import stats
 from rootfree.results.validity import (
     bracketed,
     converged,
+    direct_test,
     expected_best,
     minimal_detectable_difference,
     tuning_saturated,
@@ -120,3 +121,16 @@ def test_bracketed_names_the_hyperparameter_nearest_a_stage1_bound():
     (row,) = bracketed(low, CHOSEN, spaces, margin=1.25).to_dict("records")
     assert row["value"] == pytest.approx(0.15 / 0.1) and "momentum low" in row["check"]
     assert row["passed"]
+
+
+def test_a_direct_test_passes_while_its_best_cell_gains_less_than_the_seed_ci():
+    reference = [0.80, 0.82, 0.81, 0.83, 0.79]
+    ci = stats.t.ppf(0.975, 4) * np.std(reference, ddof=1) / np.sqrt(5)  # 0.0196
+    below = {"60": [0.805, 0.815], "90": [0.79]}
+    out = direct_test(below, reference)
+    assert (out["best"], out["passed"]) == ("60", True)
+    assert out["gain"] == pytest.approx(0.81 - 0.81) and out["ci"] == pytest.approx(ci)
+    above = direct_test({**below, "120": [0.83, 0.84], "150": []}, reference)
+    assert (above["best"], above["passed"]) == ("120", False)
+    assert above["gain"] == pytest.approx(0.835 - 0.81)
+    assert not direct_test({"60": []}, reference)["passed"], "no finished cell tests nothing"

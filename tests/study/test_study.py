@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 import torch
 import yaml
 
@@ -64,6 +65,7 @@ DESIGN = {
             },
             "cells": ["some/d9", "none/d9"],
             "paired": {"axis": "decay", "base": {"d9": "none"}},
+            "answers": "converged",
             "seeds": [3, 4],
             "checks": [],
             "minutes": {"default": 0.1},
@@ -143,6 +145,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert (rows["state_mib"][rows["damp"] == "d0"] == 0).all(), "SGD without momentum: no state"
     check_transfer(derived, tmp_path / "wd")
     check_paired(list(iter_runs(tmp_path / "runs" / "wd_seeds")), tmp_path / "wd_seeds")
+    check_direct_test(list(iter_runs(tmp_path / "runs" / "wd_seeds")), reference, tmp_path)
 
     assert study_main(["plan", *args]) == 0
     planned = capsys.readouterr().out
@@ -210,6 +213,23 @@ def test_cuda_packs_the_study_runs_on_one_gpu(tmp_path):
     assert all(launch["run_device"].startswith("cuda") for launch in launches)
 
 
+def check_direct_test(derived: list, reference: list, out) -> None:
+    """wd_seeds answers tiny's `converged`: its best cell's mean validation accuracy minus
+    the chosen setting's, against that setting's seed CI."""
+    cells = {}
+    for r in derived:
+        cells.setdefault(r.config["optimizer"]["weight_decay"], []).append(r.final["val_acc"])
+    gain = max(np.mean(v) for v in cells.values()) - np.mean(
+        [r.final["val_acc"] for r in reference]
+    )
+    checks = pd.read_csv(out / "tiny" / "validity.csv")
+    (row,) = checks[checks["check"].str.startswith("tested by wd_seeds")].to_dict("records")
+    assert row["criterion"] == "converged" and row["value"] == pytest.approx(gain, abs=1e-6)
+    chosen = [r.final["val_acc"] for r in reference]
+    ci = scipy.stats.t.ppf(0.975, len(chosen) - 1) * np.std(chosen, ddof=1) / len(chosen) ** 0.5
+    assert row["threshold"] == f"< seed CI {ci:.4f}" and row["passed"] == (gain < ci)
+
+
 def check_paired(derived: list, out) -> None:
     """Only the listed cells ran, on the listed seeds; each seed's decay gain, averaged."""
     assert sorted(r.config["seed"] for r in derived) == [3, 3, 4, 4]
@@ -271,6 +291,11 @@ def check_transfer(derived: list, out) -> None:
             "wd.transfer.anchor: 'd5' is not valid; choose from ['d0', 'd9']",
         ),
         ("wd_seeds", {"cells": ["some/d8"]}, "wd_seeds.cells: 'some/d8' is not valid; choose"),
+        (
+            "wd_seeds",
+            {"answers": "plateau"},
+            "wd_seeds.answers: 'plateau' is not valid; choose from ['converged', 'seeds', 'tuning', 'warm']",
+        ),
         (
             "wd_seeds",
             {"paired": {"axis": "decay", "base": {"d9": "all"}}},
@@ -341,3 +366,22 @@ def test_a_plan_of_many_cells_folds_the_last_axis_and_keeps_the_totals():
     ]
     few = study_design.plan_lines(rows[:12], settled)
     assert len(few) == 12 and few[0] == ("1/x/a", 1, 0.5, 1)
+
+
+def test_a_failed_check_counts_as_answered_only_beside_a_passing_direct_test():
+    def row(optimizer, criterion, passed, direct=False):
+        check = "tested by p_x: val gain" if direct else "some measure"
+        return {"optimizer": optimizer, "criterion": criterion, "check": check, "passed": passed}
+
+    checks = pd.DataFrame(
+        [
+            row("sgd", "plateau", False),
+            row("sgd", "plateau", True, direct=True),
+            row("adamw", "plateau", False),  # tested only for sgd
+            row("adamw", "bracketed", False),
+            row("adamw", "bracketed", False, direct=True),  # a failed direct test counts too
+            row("shampoo", "warm", True),
+        ]
+    )
+    assert study_report.unanswered(checks) == 3
+    assert study_report.unanswered(checks.iloc[:2]) == 0
