@@ -354,8 +354,9 @@ def status_table(
     everything: dict[str, Question],
     failed: dict[str, tuple[int, int] | None],
 ) -> pd.DataFrame:
-    """Per question: runs planned and settled in the records, the estimated CPU hours left,
-    failed validity checks and those of them no passing direct test answers."""
+    """Per question and in total: runs planned and settled in the records, the estimated CPU
+    hours left, the hours the runs took, failed validity checks and those of them no passing
+    direct test answers."""
     rows = []
     for question in questions:
         settled = settled_counts(question, everything)
@@ -369,11 +370,24 @@ def status_table(
                 "runs_planned": sum(runs for runs, _, _ in plan),
                 "runs_settled": sum(done for _, done, _ in plan),
                 "cpu_hours_left": sum((runs - done) * minutes for runs, done, minutes in plan) / 60,
+                "hours_run": run_hours(question),
                 "validity_failed": _blank(failed.get(question.name), 0),
                 "unanswered": _blank(failed.get(question.name), 1),
             }
         )
+    summed = ("runs_planned", "runs_settled", "cpu_hours_left", "hours_run")
+    total = {key: sum(row[key] for row in rows) for key in summed}
+    rows.append({"question": "total", **total, "validity_failed": "", "unanswered": ""})
     return pd.DataFrame(rows)
+
+
+def run_hours(question: Question) -> float:
+    """The hours its recorded runs took: each run's last logged wall-clock time (one thread)."""
+    seconds = 0.0
+    for status in question.runs.glob("*/status.json"):
+        times = [m.get("wall_seconds") for m in read_run(status.parent).metrics]
+        seconds += max((t for t in times if t is not None), default=0.0)
+    return seconds / 3600
 
 
 def _blank(counts: tuple[int, int] | None, index: int) -> int | str:
@@ -384,7 +398,9 @@ def write_status(table: pd.DataFrame, out: Path) -> None:
     text = (
         "# Where the study stands\n\nRebuilt by `make tables` from the committed records: runs\n"
         "settled (done, diverged or failed) of those the design plans, the estimated single-thread\n"
-        "CPU hours the rest need, each comparison's failed validity checks (blank: none run), and\n"
+        "CPU hours the rest need, hours_run: the hours the recorded runs took (each run's last\n"
+        "logged wall-clock time, one thread, two runs at a time), each comparison's failed\n"
+        "validity checks (blank: none run), and\n"
         "unanswered: those of them that no passing direct test answers (see its validity.md).\n\n"
     )
     (out / "status.md").write_text(text + table.to_markdown(index=False, floatfmt=".1f") + "\n")

@@ -19,6 +19,10 @@ from rootfree.study import report as study_report
 from rootfree.study.__main__ import main as study_main
 from tests.results.rundirs import write_run
 
+GRID = {
+    "decay": {"none": ["optimizer.weight_decay=0.0"], "some": ["optimizer.weight_decay=0.01"]},
+    "damp": {"d0": ["optimizer.momentum=0.0"], "d9": ["optimizer.momentum=0.9"]},
+}
 DESIGN = {
     "questions": {
         "tiny": {
@@ -38,13 +42,7 @@ DESIGN = {
             "kind": "derived",
             "from": "tiny",
             "optimizer": "sgd",
-            "grid": {
-                "decay": {
-                    "none": ["optimizer.weight_decay=0.0"],
-                    "some": ["optimizer.weight_decay=0.01"],
-                },
-                "damp": {"d0": ["optimizer.momentum=0.0"], "d9": ["optimizer.momentum=0.9"]},
-            },
+            "grid": GRID,
             "transfer": {"sweep": "decay", "across": "damp", "anchor": "d0"},
             "references": ["sgd"],
             "seeds": 1,
@@ -56,13 +54,7 @@ DESIGN = {
             "kind": "derived",
             "from": "tiny",
             "optimizer": "sgd",
-            "grid": {
-                "decay": {
-                    "none": ["optimizer.weight_decay=0.0"],
-                    "some": ["optimizer.weight_decay=0.01"],
-                },
-                "damp": {"d0": ["optimizer.momentum=0.0"], "d9": ["optimizer.momentum=0.9"]},
-            },
+            "grid": GRID,
             "cells": ["some/d9", "none/d9"],
             "paired": {"axis": "decay", "base": {"d9": "none"}},
             "answers": "converged",
@@ -131,9 +123,17 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     derived_table = (tmp_path / "wd" / "table.md").read_text()
     assert "| none " in derived_table and "| some " in derived_table and "| d9 " in derived_table
     status = (tmp_path / "status.md").read_text()
-    assert re.search(r"\| tiny +\| +5 \| +5 \| +0\.0 \| +\d+ \|", status), status
-    assert re.search(r"\| wd +\| +4 \| +4 \| +0\.0 \| +\|", status), status
-    assert re.search(r"\| wd_seeds +\| +4 \| +4 \| +0\.0 \| +\|", status), status
+    hours = r"\d+\.\d \|"
+    assert re.search(r"\| tiny +\| +5 \| +5 \| +0\.0 \| +" + hours + r" +\d+ \|", status), status
+    assert re.search(r"\| wd +\| +4 \| +4 \| +0\.0 \| +" + hours + r" +\|", status), status
+    assert re.search(r"\| wd_seeds +\| +4 \| +4 \| +0\.0 \| +" + hours + r" +\|", status)
+    assert re.search(r"\| total +\| +13 \| +13 \| +0\.0 \| +" + hours, status), status
+    every = [*records, *derived, *iter_runs(tmp_path / "runs" / "wd_seeds")]
+    wall = sum(max(m["wall_seconds"] for m in r.metrics if "wall_seconds" in m) for r in every)
+    collected = [
+        study_design.Question(n, q, tmp_path / "out") for n, q in DESIGN["questions"].items()
+    ]
+    assert sum(map(study_report.run_hours, collected)) * 3600 == pytest.approx(wall)
     rows = pd.read_csv(tmp_path / "wd" / "table.csv")
     assert rows["decay"].tolist() == ["none", "none", "some", "some", "sgd (tiny)"]
     assert rows["seeds"].tolist() == [1, 1, 1, 1, 2], "the reference: the chosen setting's seeds"
@@ -385,3 +385,11 @@ def test_a_failed_check_counts_as_answered_only_beside_a_passing_direct_test():
     )
     assert study_report.unanswered(checks) == 3
     assert study_report.unanswered(checks.iloc[:2]) == 0
+
+
+def test_a_questions_hours_are_each_runs_last_wall_clock_time(tmp_path):
+    sgd = {"name": "sgd", "lr": 0.1}
+    write_run(tmp_path / "q", "a", optimizer=sgd, seed=0, val=[0.5, 0.6, 0.7], test=[0.5] * 3)
+    write_run(tmp_path / "q", "b", optimizer=sgd, seed=1, val=[0.5], test=[0.5])
+    question = study_design.Question("q", DESIGN["questions"]["tiny"], tmp_path)
+    assert study_report.run_hours(question) == pytest.approx((30.0 + 10.0) / 3600)
