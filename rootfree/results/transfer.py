@@ -1,6 +1,7 @@
 """Does a tuned hyperparameter transfer along another axis? From a grid swept over one
 hyperparameter (``sweep``, e.g. lr) at several values of another (``across``, e.g. the batch
-size): the value chosen on validation at the ``anchor``, and what it costs elsewhere."""
+size): the value chosen on validation at the ``anchor``, and what it costs elsewhere; then
+that cost re-measured on fresh seeds, paired by seed."""
 
 from __future__ import annotations
 
@@ -84,9 +85,10 @@ def paired_to_base(
     """Per grid cell whose ``axis`` label is not its base: its validation and test accuracy
     minus the base cell's (the same other labels), paired by seed: mean and 95% t-interval.
     ``base``: a label of another axis -> the ``axis`` label its cells are compared to (e.g. by
-    variant, the lr transferred from the anchor; a group without one is left out). ``runs``: one row per run with its labels in
-    ``axes``, ``seed``, val_acc and test_acc (NaN where the run did not finish); ``unpaired``
-    counts the runs of the pair that did not finish, so a pair lost to divergence shows."""
+    variant, the lr transferred from the anchor); a group without one is left out. ``runs``:
+    one row per run with its labels in ``axes``, ``seed``, val_acc and test_acc (NaN where the
+    run did not finish); ``unpaired`` counts the pair's runs that did not finish, so a pair
+    lost to divergence shows."""
     groups = [name for name in axes if name != axis]
     rows = []
     for key, group in runs.groupby(groups, sort=False):
