@@ -44,15 +44,19 @@ def test_committed_study_tables_regenerate_byte_for_byte(tmp_path):
 
 
 def test_the_remeasured_transfer_cells_are_the_ones_the_committed_transfer_table_names():
-    """p3_transfer_seeds lists by hand, where p3_transfer's best lr moved away from the lr
-    chosen at B = 128, both lrs; and pairs each against that transferred lr."""
+    """p3_transfer_seeds lists by hand, at every batch size but the anchor's, the lr
+    transferred from B = 128 and its strongest rival on seed 0 (the best lr there, or the
+    runner-up where the best is the transferred one); and pairs each against the transferred."""
     design = yaml.safe_load(DESIGN.read_text())["questions"]["p3_transfer_seeds"]
-    transfer = pd.read_csv(ROOT / "results" / "study" / "p3_transfer" / "transfer.csv", dtype=str)
-    moved = transfer[transfer["best_lr"] != transfer["lr_from_128"]]
-    named = {
-        f"{row.batch}/{row.variant}/{lr}"
-        for row in moved.itertuples()
-        for lr in (row.best_lr, row.lr_from_128)
-    }
-    assert len(moved) == 4 and sorted(design["cells"]) == sorted(named)
+    study = ROOT / "results" / "study" / "p3_transfer"
+    cells = pd.read_csv(study / "table.csv", dtype={"batch": str, "lr": str})
+    transfer = pd.read_csv(study / "transfer.csv", dtype=str)
+    named = set()
+    for row in transfer[transfer["batch"] != "128"].itertuples():
+        here = cells[(cells["batch"] == row.batch) & (cells["variant"] == row.variant)]
+        rivals = here[here["lr"] != row.lr_from_128].sort_values("val_acc")
+        named |= {
+            f"{row.batch}/{row.variant}/{lr}" for lr in (row.lr_from_128, rivals["lr"].iloc[-1])
+        }
+    assert len(named) == 12 and sorted(design["cells"]) == sorted(named)
     assert design["paired"]["base"] == dict(zip(transfer["variant"], transfer["lr_from_128"]))
