@@ -335,7 +335,7 @@ def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
     assert study_design.cell_minutes(minutes, "320/with_B") == 1.0
 
 
-def test_a_cell_takes_each_runs_median_epoch_throughput_so_a_paused_epoch_does_not_count():
+def test_a_cell_row_takes_median_epoch_throughput_mean_conditioning_and_counts_failures():
     def run(state, throughputs=(), cond=None):
         final = {"test_acc": 0.8, "val_acc": 0.82} if state == "done" else {}
         metrics = [{"images_per_second": v} for v in throughputs] + [{"test_acc": 0.8}]
