@@ -32,6 +32,11 @@ class RunRecord:
         return self.path.name
 
     @property
+    def finished(self) -> bool:
+        """Done and sound: its numbers may enter a table."""
+        return self.state == "done" and not self.problems
+
+    @property
     def final(self) -> dict[str, Any] | None:
         """The last epoch's metrics: a run's result comes from metrics.jsonl alone."""
         return self.metrics[-1] if self.metrics else None

@@ -172,14 +172,24 @@ def check_design(design: dict, optimizers, checks) -> None:
         for check in spec.get("checks", []):
             if check not in checks:
                 raise bad(name, "checks", check, checks)
-        if kind == "derived" and spec.get("from") not in design:
-            raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
-        if "answers" in spec and spec["answers"] not in design[spec["from"]].get("checks", []):
-            raise bad(name, "answers", spec["answers"], design[spec["from"]].get("checks", []))
-        if "transfer" in spec:
-            _check_transfer(name, spec, bad)
         if kind == "derived":
-            _check_cells(name, spec, bad)
+            _check_derived(name, spec, design, bad)
+
+
+def _check_derived(name: str, spec: dict, design: dict, bad) -> None:
+    """``from``: a question that searched ``optimizer`` and ``references``; ``answers``: one of
+    its checks; then the grid's keys."""
+    if spec.get("from") not in design:
+        raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
+    source = design[spec["from"]]
+    for method in [spec["optimizer"], *spec.get("references", [])]:
+        if method not in source.get("optimizers", []):
+            raise bad(name, "optimizer", method, source.get("optimizers", []))
+    if "answers" in spec and spec["answers"] not in source.get("checks", []):
+        raise bad(name, "answers", spec["answers"], source.get("checks", []))
+    if "transfer" in spec:
+        _check_transfer(name, spec, bad)
+    _check_cells(name, spec, bad)
 
 
 def _check_transfer(name: str, spec: dict, bad) -> None:
@@ -245,13 +255,19 @@ def cell_minutes(minutes: dict, label: str) -> float:
     return minutes["default"]
 
 
+def grid_cells(spec: dict) -> list[tuple[tuple[str, ...], list[str]]]:
+    """(labels, overrides) of each combination of the grid's axes, or of its ``cells`` only
+    (label paths such as "32/with_B")."""
+    cells = []
+    for combination in itertools.product(*(axis.items() for axis in spec["grid"].values())):
+        labels = tuple(str(label) for label, _ in combination)
+        if "cells" not in spec or "/".join(labels) in spec["cells"]:
+            cells.append((labels, [o for _, group in combination for o in group]))
+    return cells
+
+
 def _grid_labels(spec: dict) -> list[str]:
-    """The label paths ("32/with_B") of the grid's combinations, or of its ``cells`` only."""
-    labels = [
-        "/".join(map(str, c))
-        for c in itertools.product(*(axis.keys() for axis in spec["grid"].values()))
-    ]
-    return [label for label in labels if label in spec.get("cells", labels)]
+    return ["/".join(labels) for labels, _ in grid_cells(spec)]
 
 
 PLAN_ROWS = 12  # a grid with more cells prints one row per label prefix

@@ -59,15 +59,13 @@ def report_question(
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))
     table.to_latex(out / "comparison.tex", index=False, float_format="%.4g")
-    checks = pd.concat(
-        [
-            CHECKS[name](frame, scores, chosen, question).assign(criterion=name)
-            for name in question.spec["checks"]
-        ],
-        ignore_index=True,
-    )
-    checks = pd.concat([checks, direct_tests(question, everything, checks)], ignore_index=True)
-    checks = checks.astype({"passed": bool})  # concat with no rows leaves it object
+    rows = [
+        CHECKS[name](frame, scores, chosen, question).assign(criterion=name)
+        for name in question.spec["checks"]
+    ]
+    rows.append(direct_tests(question, everything, chosen.iloc[0]))
+    # an empty frame in the concat would make `passed` an object column
+    checks = pd.concat([r for r in rows if not r.empty], ignore_index=True)
     write_checks(question, checks, out)
     write_robustness(robustness_table(scores, run_scores(frame, "best"), chosen), out)
     curve = tuning_curve(scores)
@@ -78,32 +76,34 @@ def report_question(
     return checks
 
 
+DIRECT = "tested by "  # how a direct test's row in a validity table begins
+
+
 def direct_tests(
-    question: Question, everything: dict[str, Question], checks: pd.DataFrame
+    question: Question, everything: dict[str, Question], cell: pd.Series
 ) -> pd.DataFrame:
     """One row per derived question that ``answers`` a check of ``question``: its cells'
-    validation accuracy against the chosen setting of its optimizer (validity.direct_test)."""
+    validation accuracy against the chosen setting of its optimizer (validity.direct_test).
+    ``cell``: any chosen cell of the question, for its dataset and model."""
     rows = []
     for control in everything.values():
         spec = control.spec
         if spec.get("from") != question.name or "answers" not in spec:
             continue
-        optimizer = spec["optimizer"]
-        _, best = progress(question, optimizer)
-        if best is None:
+        group, runs = chosen_runs(question, spec["optimizer"]), run_rows(control, question)
+        if group is None or runs.empty:
             continue
-        seeds = range(question.spec["seeds"])
-        reference = _val_accs([question.overrides(optimizer, best, s) for s in seeds])
-        cells = {
-            "/".join(labels): _val_accs(group)
-            for labels, group in (derived_runs(control, question) or {}).items()
-        }
-        test = validity.direct_test(cells, reference)
+        finished = runs.dropna(subset=["val_acc"])
+        paths = finished[list(spec["grid"])].agg("/".join, axis=1)
+        test = validity.direct_test(
+            finished.groupby(paths)["val_acc"].apply(list).to_dict(),
+            [r.final["val_acc"] for r in map(read_run, map(run_path, group)) if r.finished],
+        )
         rows.append(
             {
-                **checks.iloc[0][list(CELL)].to_dict(),
-                "optimizer": optimizer,
-                "check": f"tested by {control.name}: val gain of its best cell ({test['best']})",
+                **cell[list(CELL)].to_dict(),
+                "optimizer": spec["optimizer"],
+                "check": f"{DIRECT}{control.name}: val gain of its best cell ({test['best']})",
                 "value": test["gain"],
                 "threshold": f"< seed CI {test['ci']:.4f}",
                 "passed": test["passed"],
@@ -113,15 +113,19 @@ def direct_tests(
     return pd.DataFrame(rows)
 
 
-def _val_accs(group: list[list[str]]) -> list[float]:
-    records = [read_run(run_path(overrides)) for overrides in group]
-    return [r.final["val_acc"] for r in records if r.state == "done" and not r.problems]
+def chosen_runs(source: Question, optimizer: str) -> list[list[str]] | None:
+    """The overrides of every seed of ``source``'s chosen setting of ``optimizer``; None
+    until it is chosen."""
+    _, best = progress(source, optimizer)
+    if best is None:
+        return None
+    return [source.overrides(optimizer, best, seed) for seed in range(source.spec["seeds"])]
 
 
 def unanswered(checks: pd.DataFrame) -> int:
     """Failed checks that no passing direct test of the same criterion and optimizer answers,
     direct tests that failed included."""
-    direct = checks["check"].str.startswith("tested by ")
+    direct = checks["check"].str.startswith(DIRECT)
     answered = checks[direct & checks["passed"]][["optimizer", "criterion"]]
     keys = set(map(tuple, answered.to_numpy()))
     failed = checks[~checks["passed"]]
@@ -165,7 +169,7 @@ def cell_row(records: list) -> dict:
     of second-moment coordinates still at S0, training images/s (each run's median epoch, so
     an epoch the machine paused does not count), optimizer state MiB, the final Kronecker
     factors' median condition number, runs that diverged and runs that did not finish."""
-    done = [r for r in records if r.state == "done" and not r.problems]
+    done = [r for r in records if r.finished]
     test = summarize([r.final["test_acc"] for r in done])
 
     def final(key: str) -> float:
@@ -207,10 +211,9 @@ def derived_table(question: Question, source: Question) -> pd.DataFrame:
         for labels, group in (derived_runs(question, source) or {}).items()
     ]
     for optimizer in question.spec.get("references", []):
-        _, best = progress(source, optimizer)
-        if best is None:
+        group = chosen_runs(source, optimizer)
+        if group is None:
             continue
-        group = [source.overrides(optimizer, best, seed) for seed in range(source.spec["seeds"])]
         label = {axis: "" for axis in axes} | {axes[0]: f"{optimizer} ({source.name})"}
         rows.append({**label, **cell_row([read_run(run_path(o)) for o in group])})
     return pd.DataFrame(rows)
@@ -286,8 +289,7 @@ def run_rows(question: Question, source: Question) -> pd.DataFrame:
     for labels, group in (derived_runs(question, source) or {}).items():
         for seed, overrides in zip(seeds, group):
             record = read_run(run_path(overrides))
-            done = record.state == "done" and not record.problems
-            final = record.final if done else {}
+            final = record.final if record.finished else {}
             rows.append(
                 {
                     **dict(zip(question.spec["grid"], labels)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import itertools
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run,
 from rootfree.record.rundir import RunDir
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
-from rootfree.study.design import Question, seed_list
+from rootfree.study.design import Question, grid_cells, seed_list
 from rootfree.train.final_eval import backfill_final_eval
 
 
@@ -61,7 +60,7 @@ def finished_trials(
     out = []
     for setting in settings:
         record = read_run(run_path(question.overrides(optimizer, setting, 0)))
-        if record.state == "done" and not record.problems:
+        if record.finished:
             out.append((record.final["val_acc"], setting))
     return out
 
@@ -113,16 +112,9 @@ def derived_runs(
     _, best = progress(source, optimizer)
     if best is None:
         return None
-    grid, cells = question.spec["grid"], question.spec.get("cells")
     runs = {}
-    for combination in itertools.product(*(grid[axis].items() for axis in grid)):
-        labels = tuple(str(label) for label, _ in combination)
-        if cells is not None and "/".join(labels) not in cells:
-            continue
-        extra = [
-            *question.spec.get("overrides", []),
-            *(o for _, group in combination for o in group),
-        ]
+    for labels, overrides in grid_cells(question.spec):
+        extra = [*question.spec.get("overrides", []), *overrides]
         runs[labels] = [
             source.overrides(optimizer, best, seed, extra, runs=question.runs)
             for seed in seed_list(question.spec["seeds"])

@@ -14,7 +14,7 @@ def backfill_final_eval(path: str | Path) -> bool:
     """Write ``path``/final_eval.json, or add the keys it lacks, if the run is done and its last
     checkpoint is the end of training; True if anything was added. Values it has are kept."""
     record = read_run(path)
-    if record.state != "done" or record.problems or record.config is None:
+    if not record.finished or record.config is None:
         return False
     trainer = Trainer(record.config, RunDir(path, writer=False))
     if not trainer.resume() or (

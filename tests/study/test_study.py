@@ -4,7 +4,7 @@ reseeding, collection, reports."""
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from rootfree.record import iter_runs
+from rootfree.record.reader import RunRecord
 from rootfree.study import design as study_design
 from rootfree.study import report as study_report
 from rootfree.study.__main__ import main as study_main
@@ -279,6 +280,11 @@ def check_transfer(derived: list, out) -> None:
             "wd.from: 'tinny' is not valid; choose from ['tiny', 'wd_seeds']",
         ),
         ("wd", {"references": ["sgdd"]}, "wd.optimizer: 'sgdd' is not valid"),
+        (
+            "wd",
+            {"references": ["adamw"]},
+            "wd.optimizer: 'adamw' is not valid; choose from ['sgd']",
+        ),
         ("wd", {"kind": "derivd"}, "wd.kind: 'derivd' is not valid; choose from"),
         (
             "wd",
@@ -336,17 +342,19 @@ def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
 
 
 def test_a_cell_row_takes_median_epoch_throughput_mean_conditioning_and_counts_failures():
-    def run(state, throughputs=(), cond=None):
-        final = {"test_acc": 0.8, "val_acc": 0.82} if state == "done" else {}
-        metrics = [{"images_per_second": v} for v in throughputs] + [{"test_acc": 0.8}]
+    def run(state, throughputs=(), cond=None, problems=(), val=0.82):
+        metrics = [{"images_per_second": v} for v in throughputs] + [
+            {"test_acc": 0.8, "val_acc": val}
+        ]
         final_eval = None if cond is None else {"factor_cond_median": cond}
-        return SimpleNamespace(
-            state=state, problems=[], final=final, metrics=metrics, final_eval=final_eval
+        return RunRecord(
+            Path("run"), None, None, metrics, [], final_eval, list(problems), state=state
         )
 
     paused = run("done", [1000.0, 5.0, 1010.0], cond=4.0)
+    unsound = run("done", [10.0], cond=99.0, problems=["a torn metrics row"], val=0.1)
     row = study_report.cell_row(
-        [paused, run("done", [2000.0, 1990.0, 2010.0], cond=8.0), run("diverged")]
+        [paused, run("done", [2000.0, 1990.0, 2010.0], cond=8.0), run("diverged"), unsound]
     )
     assert row["images_per_s"] == pytest.approx((1000 + 2000) / 2)
     assert row["factor_cond"] == pytest.approx(6.0)
