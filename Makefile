@@ -1,12 +1,17 @@
 # rootfree: every entry point of the project. `make help` lists them.
-PYTHON ?= python3
+# Everything installs into a virtual environment of its own, .venv (VENV=...), created on first
+# use; PYTHON=python3 installs into whatever python3 is instead.
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
 # The torch build this project is developed and tested with; override for other machines.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+# e.g. https://download.pytorch.org/whl/cpu: the CPU build, without about 4 GB of CUDA libraries
+TORCH_INDEX ?=
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
-INSTALLED := .make/installed
+INSTALLED := $(VENV)/.rootfree-installed
 
-.PHONY: help gpu-check install data train smoke test test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
+.PHONY: help gpu-check install data train smoke test test-slow test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,7 +19,8 @@ help:  ## list the targets
 install: data $(INSTALLED)  ## install torch, rootfree and its dev dependencies, and the default dataset
 
 $(INSTALLED): pyproject.toml
-	$(PYTHON) -m pip install -q $(TORCH)
+	@command -v $(PYTHON) >/dev/null || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	@mkdir -p $(@D) && touch $@
 
@@ -28,8 +34,11 @@ data:  ## Fashion-MNIST from Debian's dataset-fashion-mnist package (needs root)
 	@if [ -d $(FASHION_MNIST) ]; then echo "Fashion-MNIST present in $(FASHION_MNIST)"; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
 
-test: install  ## the default test suite (excludes tests marked slow)
+test: install  ## the default test suite (excludes tests marked slow; about 8 minutes on 2 cores)
 	$(PYTHON) -m pytest -q
+
+test-slow: install  ## the slow tests CI runs after the suite: wheel, README walk-through, LaTeX
+	$(PYTHON) -m pytest -q -m slow tests/test_packaging.py tests/test_readme.py tests/results/test_latex.py
 
 test-all: install  ## every test, slow ones included
 	$(PYTHON) -m pytest -q -m ''

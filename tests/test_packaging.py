@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -140,3 +141,15 @@ def test_the_search_path_plugin_touches_only_rootfrees_app(tmp_path):
 
     assert providers(f"file://{tmp_path}") == ["main"]
     assert providers(f"file://{config_dir('conf')}") == ["main", "rootfree-experiments"]
+
+
+def test_the_package_metadata_raises_no_setuptools_deprecation():
+    """setuptools reads pyproject.toml without a warning (a TOML-table license was one)."""
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        distribution = apply_configuration(Distribution(), ROOT / "pyproject.toml")
+    assert [str(w.message).splitlines()[0] for w in caught] == []
+    assert distribution.metadata.license_expression == "MIT"

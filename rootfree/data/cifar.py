@@ -25,6 +25,19 @@ def _read(folder: Path, names: list[str], classes: int) -> tuple[torch.Tensor, t
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
 
 
+def missing_cifar(classes: int, root: str | None, download: bool) -> str | None:
+    """What is missing for ``load_cifar`` (None: nothing), checked without reading."""
+    folder = Path(root or "data").expanduser() / FOLDERS[classes]
+    absent = [n for n in TRAIN_FILES[classes] + TEST_FILES[classes] if not (folder / n).is_file()]
+    if download or not absent:
+        return None
+    return (
+        f"no {folder} with torchvision's CIFAR-{classes} files ({', '.join(absent)} missing); "
+        f"point dataset.root at the folder holding {FOLDERS[classes]}/, "
+        "or set dataset.download=true"
+    )
+
+
 def load_cifar(
     classes: int, root: str | None, download: bool
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

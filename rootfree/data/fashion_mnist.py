@@ -24,18 +24,36 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
+def _paths(root: str | None) -> dict[str, list[Path]] | None:
+    """The four idx files by split, or None if any is missing."""
+    folder = Path(root).expanduser() if root else DEBIAN_ROOT
+    paths = {split: [_find(folder, stem) for stem in stems] for split, stems in FILES.items()}
+    return paths if all(p is not None for pair in paths.values() for p in pair) else None
+
+
+def missing_fashion_mnist(root: str | None, download: bool) -> str | None:
+    """What is missing for ``load_fashion_mnist`` (None: nothing), checked without reading."""
+    if download or _paths(root) is not None:
+        return None
+    where = Path(root).expanduser() if root else DEBIAN_ROOT
+    return (
+        f"no Fashion-MNIST idx(.gz) files ({FILES['train'][0]}, ...) in {where}; "
+        "`apt-get install dataset-fashion-mnist`, point dataset.root at them, "
+        "or set dataset.download=true"
+    )
+
+
 def load_fashion_mnist(
     root: str | None, download: bool
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{'train': (images uint8 N x 1 x 28 x 28, labels), 'test': ...}."""
     roots = [Path(root).expanduser()] if root else [DEBIAN_ROOT]
-    for folder in roots:
-        paths = {split: [_find(folder, stem) for stem in stems] for split, stems in FILES.items()}
-        if all(p is not None for pair in paths.values() for p in pair):
-            return {
-                split: (read_idx(images).unsqueeze(1), read_idx(labels).long())
-                for split, (images, labels) in paths.items()
-            }
+    paths = _paths(root)
+    if paths is not None:
+        return {
+            split: (read_idx(images).unsqueeze(1), read_idx(labels).long())
+            for split, (images, labels) in paths.items()
+        }
     if download:
         import torchvision
 

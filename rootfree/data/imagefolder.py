@@ -32,8 +32,8 @@ def _decode(folder: Path, classes: list[str], view) -> tuple[list[torch.Tensor],
 def _folders(root: str | None) -> dict[str, Path]:
     if root is None or not Path(root).expanduser().is_dir():
         raise FileNotFoundError(
-            f"ImageFolder dataset not found at {root!r}: set dataset.root=DIR to a folder with train/ and "
-            "val/ subfolders of class folders (ImageWoof: download imagewoof2 from fast.ai and unpack it)."
+            f"no ImageFolder dataset at {root!r}: point dataset.root at a folder with train/ and "
+            "val/ subfolders of class folders (ImageWoof: unpack imagewoof2 from fast.ai)"
         )
     base = Path(root).expanduser()
     folders = {}
@@ -43,6 +43,15 @@ def _folders(root: str | None) -> dict[str, Path]:
             raise FileNotFoundError(f"{base} has no {' or '.join(names)}/ folder")
         folders[split] = folder
     return folders
+
+
+def missing_imagefolder(root: str | None) -> str | None:
+    """What is missing for ``load_imagefolder`` (None: nothing), checked without decoding."""
+    try:
+        _folders(root)
+    except FileNotFoundError as error:
+        return str(error)
+    return None
 
 
 def load_imagefolder(

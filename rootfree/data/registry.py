@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from rootfree.data.cifar import load_cifar
-from rootfree.data.fashion_mnist import load_fashion_mnist
-from rootfree.data.imagefolder import load_imagefolder
+from rootfree.data.cifar import load_cifar, missing_cifar
+from rootfree.data.fashion_mnist import load_fashion_mnist, missing_fashion_mnist
+from rootfree.data.imagefolder import load_imagefolder, missing_imagefolder
 from rootfree.data.ragged import RaggedImages
 from rootfree.data.splits import train_val_split
 from rootfree.data.synthetic import load_synthetic
@@ -28,6 +28,8 @@ class DatasetSpec:
     description: str
     # (channels, image size, classes or 0 if only the files know) from the options, unloaded
     shape: Callable[..., tuple[int, int, int]] = lambda **_: (0, 0, 0)
+    # what is missing on disk for these options, in a phrase (None: nothing), without loading
+    missing: Callable[..., str | None] = lambda **_: None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -37,6 +39,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "none",
         "Fashion-MNIST, 28x28 grey, 60k/10k (the offline default)",
         lambda **_: (1, 28, 10),
+        lambda root=None, download=False, **_: missing_fashion_mnist(root, download),
     ),
     "cifar10": DatasetSpec(
         lambda root, download, **_: load_cifar(10, root, download),
@@ -44,6 +47,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "crop_flip",
         "CIFAR-10, 32x32 RGB, 50k/10k",
         lambda **_: (3, 32, 10),
+        lambda root=None, download=False, **_: missing_cifar(10, root, download),
     ),
     "cifar100": DatasetSpec(
         lambda root, download, **_: load_cifar(100, root, download),
@@ -51,6 +55,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "crop_flip",
         "CIFAR-100, 32x32 RGB, 50k/10k (the paper's CNN benchmark)",
         lambda **_: (3, 32, 100),
+        lambda root=None, download=False, **_: missing_cifar(100, root, download),
     ),
     "imagefolder": DatasetSpec(
         lambda root, download, image_size=64, decode_size=None, **_: load_imagefolder(
@@ -60,6 +65,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "vit",
         "any ImageFolder with train/ and val/ (ImageWoof-10 in the paper), decoded in memory",
         lambda image_size=64, **_: (3, image_size, 0),
+        lambda root=None, **_: missing_imagefolder(root),
     ),
     "synthetic": DatasetSpec(
         lambda root, download, **kwargs: load_synthetic(**kwargs),

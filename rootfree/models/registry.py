@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from rootfree.models.cnn import VGG, ConvMixer, ResNet, SmallCNN, densenet121_cifar
+from rootfree.models.cnn import (
+    RESNET_LAYOUTS,
+    VGG,
+    ConvMixer,
+    ResNet,
+    SmallCNN,
+    densenet121_cifar,
+)
 
 
 @dataclass(frozen=True)
@@ -16,6 +23,7 @@ class ModelSpec:
     build: Callable[..., nn.Module]
     family: str  # "cnn" or "vit"
     description: str
+    choices: Mapping[str, tuple] = field(default_factory=dict)  # option -> its valid values
 
 
 def _vit(
@@ -105,6 +113,7 @@ MODELS: dict[str, ModelSpec] = {
         lambda num_classes, channels, image_size, **kw: ResNet(num_classes, channels, **kw),
         "cnn",
         "CIFAR-style ResNet, depth 18/34/50",
+        {"depth": tuple(sorted(RESNET_LAYOUTS))},
     ),
     "vgg": ModelSpec(
         lambda num_classes, channels, image_size, **kw: VGG(num_classes, channels, **kw),

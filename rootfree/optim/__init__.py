@@ -10,12 +10,14 @@ from rootfree.optim.rootfree_shampoo import RootFreeShampoo
 from rootfree.optim.shampoo import Shampoo
 from rootfree.optim.vocabulary import (
     PAPER_HPARAMS,
+    config_keys,
     from_paper_hparams,
     optimizer_arguments,
     to_paper_hparams,
 )
 
 __all__ = [
+    "config_keys",
     "OPTIMIZERS",
     "PAPER_HPARAMS",
     "BatchSizeCounter",

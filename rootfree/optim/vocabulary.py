@@ -70,3 +70,16 @@ def optimizer_arguments(name: str, settings: Mapping[str, Any]) -> dict[str, Any
             f"Optimizer {name!r}: {clash} given both directly and in the paper's names"
         )
     return {**own, **arguments}
+
+
+# Config keys the trainer reads beside the optimizer's own (rootfree.train.build.build_optimizer).
+TRAINER_KEYS = ("name", "batch_size", "lr_cov_scales", "param_overrides")
+
+
+def config_keys(name: str) -> list[str]:
+    """The keys an ``optimizer`` config of ``name`` may set: its paper names, its constructor's
+    arguments that no paper name stands for (update_every, state_dtype, ...), and the trainer's."""
+    spec = get_optimizer_spec(name)
+    covered = {where.argument for where in spec.paper_names.values()}
+    own = set(argument_defaults(spec)) - covered
+    return sorted({*spec.paper_names, *own, *TRAINER_KEYS})

@@ -2,7 +2,14 @@
 provenance. The trainer, the results module and every script go through this package."""
 
 from rootfree.record.files import DiskFull
-from rootfree.record.hashing import HASH_EXCLUDED, SCHEMA, config_hash, hash_matches, setting_id
+from rootfree.record.hashing import (
+    HASH_EXCLUDED,
+    SCHEMA,
+    budget_id,
+    config_hash,
+    hash_matches,
+    setting_id,
+)
 from rootfree.record.lock import RunLock, is_locked
 from rootfree.record.reader import RunRecord, iter_runs, read_run
 from rootfree.record.rundir import FINAL_STATUSES, RECORD_FILES, STATUSES, RunDir, parse_metrics
@@ -17,6 +24,7 @@ __all__ = [
     "RunDir",
     "RunLock",
     "RunRecord",
+    "budget_id",
     "config_hash",
     "hash_matches",
     "is_locked",

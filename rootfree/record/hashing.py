@@ -2,10 +2,15 @@
 
 Excluded (they cannot change what a run computes): where things are written (``paths``), how it
 is watched (``logger``, ``trainer.progress``, ``trainer.log_every``), how often it is saved
-(``trainer.checkpoint_every_steps``; a resumed run continues bitwise), which device it ran on
-(``trainer.device``; recorded in the provenance instead), and the launcher's own settings
-(``hydra``, ``tuning``). Everything else, the seed included, is part of the hash, except keys
-set to null: an option added later with a null default leaves earlier runs' names unchanged.
+(``trainer.checkpoint_every_steps`` and ``_minutes``; a resumed run continues bitwise), which device it ran on
+(``trainer.device``; recorded in the provenance instead), where the data sits
+(``dataset.root``; the data is identified by its checksum in the provenance, so moving it keeps
+the run's name), and the launcher's own settings (``hydra``, ``tuning``). Everything else, the
+seed included, is part of the hash, except keys set to null: an option added later with a null
+default leaves earlier runs' names unchanged.
+
+A run's *budget* (``budget_id``) is the same hash without the optimizer and the seed: the
+experiment a comparison cell holds fixed while the optimizer's settings and the seed vary.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-SCHEMA = 2
+SCHEMA = 3
 HASH_EXCLUDED = (
     "hydra",
     "paths",
@@ -26,12 +31,17 @@ HASH_EXCLUDED = (
     "trainer.log_every",
     "trainer.checkpoint_every_steps",
     "trainer.device",
+    "dataset.root",
+    "trainer.checkpoint_every_minutes",
 )
-# Schema 1 records (before the list above) were named by one of two top-level-only recipes.
+# Schema 1 records were named by one of two top-level-only recipes, schema 2 ones by the list
+# above up to trainer.device (the keys after it were added by schema 3).
 _RECIPES = {
     1: (("hydra", "paths", "logger", "tuning"), ("hydra", "paths", "logger")),
-    2: (HASH_EXCLUDED,),
+    2: (HASH_EXCLUDED[: HASH_EXCLUDED.index("trainer.device") + 1],),
+    3: (HASH_EXCLUDED,),
 }
+BUDGET_EXCLUDED = ("seed", "optimizer")
 DTYPE_KEYS = ("optimizer.state_dtype", "optimizer.preconditioner_dtype")
 
 
@@ -85,3 +95,10 @@ def setting_id(config: dict[str, Any], ignore_dtype: bool = False) -> str:
     """
     extra = ("seed", *(DTYPE_KEYS if ignore_dtype else ()))
     return config_hash(without_keys(config, extra))
+
+
+def budget_id(config: dict[str, Any]) -> str:
+    """The run's budget: everything that defines its experiment (data, subset, model, epochs or
+    steps, batch size, schedule, ...), so runs that differ only in the optimizer and the seed
+    share it and nothing else does."""
+    return config_hash(without_keys(config, BUDGET_EXCLUDED))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rootfree.results.collect import collect
+from rootfree.results.latex import write_latex
 from rootfree.results.select import run_scores, select_best
 from rootfree.results.tables import (
     compact_markdown,
@@ -22,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Build the comparison tables from run directories."
     )
-    parser.add_argument("runs", type=Path)
+    parser.add_argument(
+        "runs", type=Path, nargs="?", default=Path("runs"), help="run directories (default: runs)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/tables"))
     parser.add_argument("--epoch", default="final", choices=["final", "best"])
     parser.add_argument(
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plots", action="store_true", help="also write figures (PNG and PDF)")
     args = parser.parse_args(argv)
-    frame, skipped = collect(args.runs)
+    frame, skipped, budgets = collect(args.runs)
     for row in skipped.itertuples():
         print(f"skipped: {row.path}: {row.reason}", file=sys.stderr)
     if frame.empty:
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "runs.csv", index=False)
     table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
-    table.to_latex(args.out / "comparison.tex", index=False, float_format="%.4g")
+    write_latex(table, args.out / "comparison.tex")
     (args.out / "comparison.md").write_text(
         compact_markdown(table, f"Comparison ({args.epoch} epoch)") + skipped_note(skipped)
     )
@@ -65,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         for x in ("epoch", "wall_seconds"):
             error_curves(frame, chosen, args.out, x)
         tuning_curves(curve, args.out)
-    missing = missing_cells(scores, [o for o in args.optimizers.split(",") if o] or None)
+    wanted = [o for o in args.optimizers.split(",") if o] or None
+    missing = missing_cells(scores, wanted, budgets)
     for cell in missing:
-        absent = ", ".join(cell["optimizers"])
-        print(f"missing: {cell['dataset']} / {cell['model']}: {absent}  ({cell['command']})")
+        print(f"missing: {cell['panel']}: {', '.join(cell['optimizers'])}  ({cell['command']})")
     runs = frame["run"].nunique()
     print(
         f"wrote {args.out}/comparison.md (compact), comparison.csv and .tex ({len(table)} cells), "

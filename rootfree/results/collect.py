@@ -12,7 +12,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from rootfree.optim import get_optimizer_spec, optimizer_arguments, to_paper_hparams
-from rootfree.record import RunRecord, iter_runs, setting_id
+from rootfree.record import RunRecord, budget_id, iter_runs, setting_id
+from rootfree.results.budget import budget_labels, budget_settings
 
 PAPER_COLUMNS = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 DTYPE_KEYS = ("state_dtype", "preconditioner_dtype")
@@ -21,6 +22,7 @@ DTYPE_KEYS = ("state_dtype", "preconditioner_dtype")
 class Collected(NamedTuple):
     frame: pd.DataFrame  # one row per run and epoch
     skipped: pd.DataFrame  # run, path, reason: records kept out of every table
+    budgets: dict[str, dict]  # budget id -> its settings, flat (results.budget.budget_settings)
 
 
 def _provenance(record: RunRecord) -> dict[str, str | None]:
@@ -46,6 +48,7 @@ def _base_row(record: RunRecord) -> dict:
         "status": record.state,
         "dataset": config["dataset"]["name"],
         "model": config["model"]["name"],
+        "budget": budget_id(config),
         "optimizer": name,
         "seed": config["seed"],
         "setting": setting_id(config),
@@ -61,7 +64,7 @@ def _base_row(record: RunRecord) -> dict:
 
 def collect(root: str | Path) -> Collected:
     """Every run below ``root``: the tidy frame of the sound ones, and the skipped ones."""
-    rows, skipped = [], []
+    rows, skipped, budgets = [], [], {}
     for record in iter_runs(root):
         if record.problems:
             skipped.extend(
@@ -70,6 +73,9 @@ def collect(root: str | Path) -> Collected:
             )
             continue
         base = _base_row(record)
+        budgets.setdefault((base["dataset"], base["model"]), {})[base["budget"]] = (
+            budget_settings(record.config)
+        )
         if not record.metrics:
             rows.append({**base, "epoch": None})
         # the epoch's scheduled learning rate must not shadow the hyperparameter ``lr``
@@ -77,11 +83,18 @@ def collect(root: str | Path) -> Collected:
             {**base, **{("lr_epoch" if k == "lr" else k): v for k, v in row.items()}}
             for row in record.metrics
         )
-    return Collected(pd.DataFrame(rows), pd.DataFrame(skipped, columns=["run", "path", "reason"]))
+    labels = {b: text for group in budgets.values() for b, text in budget_labels(group).items()}
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame.insert(frame.columns.get_loc("budget") + 1, "budget_label", frame["budget"].map(labels))
+    settings = {b: flat for group in budgets.values() for b, flat in group.items()}
+    return Collected(frame, pd.DataFrame(skipped, columns=["run", "path", "reason"]), settings)
 
 
 def collect_runs(root: str | Path) -> pd.DataFrame:
     """The tidy frame alone: one row per run and epoch (one row with no epoch for a run that
-    logged none). Columns: run, status, dataset, model, optimizer, seed, setting, provenance,
+    logged none). Columns: run, status, dataset, model, budget (the experiment a cell holds
+    fixed) and budget_label (what sets it apart from the other budgets of its dataset and
+    model, '' for the only one), optimizer, seed, setting, provenance,
     selection_split, the paper's hyperparameters, epoch and every metric the trainer logged."""
     return collect(root).frame

@@ -10,9 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rootfree.optim import OPTIMIZERS  # noqa: E402
+from rootfree.results.select import PANEL  # noqa: E402
+from rootfree.results.tables import panel_title  # noqa: E402
 
 _LINES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -28,91 +31,175 @@ def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
+def _panels(frame: pd.DataFrame):
+    """(title, file stem, rows) per dataset, model and budget; the stem names the budget only
+    where its dataset and model have more than one."""
+    for (dataset, model, budget), rows in frame.groupby(PANEL):
+        label = rows["budget_label"].iloc[0]
+        yield panel_title(dataset, model, label), f"{dataset}_{model}" + (
+            f"_{budget}" if label else ""
+        ), rows
+
+
 def _save(figure, path: Path) -> list[Path]:
     paths = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in paths:
-        # no creation date or version stamp: regenerated figures are byte-identical
-        metadata = {"CreationDate": None} if p.suffix == ".pdf" else {"Software": None}
+        # no creation date: regenerated figures are byte-identical; a PNG names the matplotlib
+        # that drew it, since another minor version lays text out a few pixels apart
+        metadata = (
+            {"CreationDate": None}
+            if p.suffix == ".pdf"
+            else {"Software": f"matplotlib {matplotlib.__version__}"}
+        )
         figure.savefig(p, bbox_inches="tight", dpi=120, metadata=metadata)
     plt.close(figure)
     return paths
 
 
+THROUGHPUT_SPREAD = 2.0  # a panel's runs this many times apart in speed get a wall-clock note
+_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "borderaxespad": 0}
+
+
+def throughput_spread(runs: pd.DataFrame) -> float:
+    """Fastest over slowest run by median images per second over its epochs; NaN with fewer
+    than two runs that logged it. Tells when wall-clock curves were measured under unequal load."""
+    if "images_per_second" not in runs:
+        return float("nan")
+    speed = runs.groupby("run")["images_per_second"].median().dropna()
+    speed = speed[speed > 0]
+    return float(speed.max() / speed.min()) if len(speed) > 1 else float("nan")
+
+
+def _throughput_note(spread: float) -> str:
+    """The warning under a wall-clock figure's title; empty while the runs' speeds agree."""
+    if not spread > THROUGHPUT_SPREAD:
+        return ""
+    ratio = f"{spread:.0f}" if spread >= 10 else f"{spread:.1f}"
+    return (
+        f"throughput differs up to {ratio}x across runs (machine load?): "
+        "wall-clock times are not comparable"
+    )
+
+
+def _cell_runs(frame: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """The finished runs of one setting, each epoch that logged a test accuracy."""
+    runs = frame[(frame["setting"] == setting) & (frame["status"] == "done")]
+    return runs.dropna(subset=["epoch", "test_acc"]).assign(error=lambda r: 1 - r["test_acc"])
+
+
+def _draw_cell(axis, runs: pd.DataFrame, optimizer: str, x: str) -> None:
+    """One optimizer's mean error over seeds as a line with a min-max band, and every seed's
+    own points as faint markers, so the spread shows even with a single epoch."""
+    error = runs.groupby("epoch").agg(
+        x=(x, "mean"), mean=("error", "mean"), low=("error", "min"), high=("error", "max")
+    )
+    look = style(optimizer)
+    (line,) = axis.plot(
+        error["x"],
+        error["mean"],
+        label=f"{optimizer} ({_seeds(runs['seed'].nunique())})",
+        markersize=4,
+        **look,
+    )
+    color = line.get_color()
+    axis.fill_between(error["x"], error["low"], error["high"], color=color, alpha=0.2)
+    axis.plot(
+        runs[x],
+        runs["error"],
+        linestyle="none",
+        marker=look["marker"],
+        markersize=3,
+        color=color,
+        alpha=0.4,
+    )
+
+
+def _error_figure(frame: pd.DataFrame, cells: pd.DataFrame, title: str, x: str) -> Figure:
+    """One panel's error curves: each chosen cell's runs against ``x``, the legend outside the
+    axes; against wall_seconds a note when the runs' throughputs differ."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    drawn = []
+    for _, cell in cells.iterrows():
+        runs = _cell_runs(frame, cell["setting"])
+        if not runs.empty:
+            _draw_cell(axis, runs, cell["optimizer"], x)
+            drawn.append(runs)
+    wall = x == "wall_seconds" and drawn
+    note = _throughput_note(throughput_spread(pd.concat(drawn))) if wall else ""
+    axis.set_title(title, pad=16 if note else 6)
+    if note:
+        axis.annotate(
+            note,
+            xy=(0.5, 1),
+            xycoords="axes fraction",
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="darkred",
+        )
+    axis.set(xlabel="wall-clock seconds" if x == "wall_seconds" else x, ylabel="test error")
+    if x == "epoch":
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axis.legend(**_OUTSIDE)
+    return figure
+
+
 def error_curves(
     frame: pd.DataFrame, chosen: pd.DataFrame, out: Path, x: str = "epoch"
 ) -> list[Path]:
-    """Per (dataset, model): test error of each optimizer's chosen setting vs ``x`` (epoch or
-    wall_seconds), the mean over seeds with a min-max band. Nothing when runs did not log ``x``."""
+    """Per (dataset, model, budget): test error of each optimizer's chosen setting vs ``x``
+    (epoch or wall_seconds). Nothing when runs did not log ``x``."""
     written = []
     if x not in frame:
         return written
-    for (dataset, model), cells in chosen.groupby(["dataset", "model"]):
-        figure, axis = plt.subplots(figsize=(6, 4))
-        for _, cell in cells.iterrows():
-            runs = frame[
-                (frame["setting"] == cell["setting"]) & (frame["status"] == "done")
-            ].dropna(subset=["epoch", "test_acc"])
-            if runs.empty:
-                continue
-            error = (
-                runs.assign(error=1 - runs["test_acc"])
-                .groupby("epoch")
-                .agg(
-                    x=(x, "mean"),
-                    mean=("error", "mean"),
-                    low=("error", "min"),
-                    high=("error", "max"),
-                )
-            )
-            axis.plot(
-                error["x"],
-                error["mean"],
-                label=f"{cell['optimizer']} ({_seeds(runs['seed'].nunique())})",
-                markersize=4,
-                **style(cell["optimizer"]),
-            )
-            axis.fill_between(error["x"], error["low"], error["high"], alpha=0.2)
-        axis.set(
-            xlabel="wall-clock seconds" if x == "wall_seconds" else x,
-            ylabel="test error",
-            title=f"{dataset} / {model}",
-        )
-        if x == "epoch":
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.legend()
-        written += _save(figure, out / f"error_vs_{x}_{dataset}_{model}")
+    for title, stem, cells in _panels(chosen):
+        written += _save(_error_figure(frame, cells, title, x), out / f"error_vs_{x}_{stem}")
     return written
 
 
 SATURATION_FROM = 4  # the y-range shows the curves from this many trials on
 
 
-def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
-    """Per (dataset, model): expected test accuracy of the trial a k-trial search picks, with
-    its 5-95% band, on a log2 trial axis. The y-range fits k >= 4, where the curves have to
-    flatten; with one to three trials a curve may start below it."""
-    written = []
-    for (dataset, model), cells in curve.groupby(["dataset", "model"]):
-        figure, axis = plt.subplots(figsize=(6, 4))
-        for optimizer, rows in cells.groupby("optimizer"):
-            axis.plot(rows["k"], rows["mean"], label=optimizer, markersize=4, **style(optimizer))
-            axis.fill_between(rows["k"], rows["low"], rows["high"], alpha=0.2)
-        shown = cells[
-            cells["k"]
-            >= cells.groupby("optimizer")["k"].transform("max").clip(upper=SATURATION_FROM)
-        ]
-        low, high = shown["low"].min(), cells["high"].max()
-        if high > low:
-            axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-        axis.set_xscale("log", base=2)
-        axis.xaxis.set_major_formatter("{x:.0f}")
-        axis.set(
-            xlabel="random-search trials (log scale)",
-            ylabel="expected test accuracy of the chosen trial",
-            title=f"{dataset} / {model}",
+def _tuning_range(cells: pd.DataFrame) -> tuple[float, float]:
+    """The y-range of a tuning panel: the mean curves from k >= SATURATION_FROM (or each
+    curve's last k) up, padded; a wide band is clipped rather than setting it."""
+    shown = cells[
+        cells["k"] >= cells.groupby("optimizer")["k"].transform("max").clip(upper=SATURATION_FROM)
+    ]
+    low, high = shown["mean"].min(), cells["mean"].max()
+    pad = 0.08 * (high - low) if high > low else max(0.01, 0.05 * abs(high))
+    return low - pad, high + pad
+
+
+def _tuning_figure(cells: pd.DataFrame, title: str) -> Figure:
+    """One panel's tuning curves with light 5-95% bands and the legend outside the axes."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for optimizer, rows in cells.groupby("optimizer"):
+        (line,) = axis.plot(
+            rows["k"], rows["mean"], label=optimizer, markersize=4, **style(optimizer)
         )
-        axis.legend()
-        written += _save(figure, out / f"tuning_{dataset}_{model}")
+        axis.fill_between(rows["k"], rows["low"], rows["high"], color=line.get_color(), alpha=0.12)
+    axis.set_ylim(*_tuning_range(cells))
+    axis.set_xscale("log", base=2)
+    axis.xaxis.set_major_formatter("{x:.0f}")
+    axis.set(
+        xlabel="random-search trials (log scale)",
+        ylabel="expected test accuracy of the chosen trial",
+        title=title,
+    )
+    axis.legend(**_OUTSIDE)
+    return figure
+
+
+def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
+    """Per (dataset, model, budget): expected test accuracy of the trial a k-trial search picks,
+    with its 5-95% band, on a log2 trial axis. The y-range fits the mean curves at k >= 4, where
+    they have to flatten; with one to three trials a curve may start below it."""
+    written = []
+    for title, stem, cells in _panels(curve):
+        written += _save(_tuning_figure(cells, title), out / f"tuning_{stem}")
     return written
 
 
@@ -146,4 +233,4 @@ def sweep_curves(
     return _save(figure, path)
 
 
-__all__ = ["error_curves", "sweep_curves", "tuning_curves"]
+__all__ = ["error_curves", "sweep_curves", "throughput_spread", "tuning_curves"]

@@ -1,10 +1,14 @@
-"""Choose, per (dataset, model, optimizer), the hyperparameter setting with the best validation score."""
+"""Choose, per cell (dataset, model, budget, optimizer), the hyperparameter setting with the best
+validation score. The budget (``rootfree.record.budget_id``) keeps runs of other epochs, subsets,
+batch sizes or schedules out of each other's cells: only the optimizer's settings and the seed
+vary inside one."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-CELL = ["dataset", "model", "optimizer"]
+PANEL = ["dataset", "model", "budget"]  # what a table column or a figure holds fixed
+CELL = [*PANEL, "optimizer"]
 EPOCH_POLICIES = ("final", "best")
 
 
@@ -58,6 +62,7 @@ def select_best(scores: pd.DataFrame) -> pd.DataFrame:
         chosen.append(
             {
                 **{c: row[c] for c in CELL},
+                "budget_label": row["budget_label"],
                 "setting": best,
                 "selection_val_acc": ranked[best],
                 "seeds": int((cell["setting"] == best).sum()),

@@ -7,8 +7,9 @@ import math
 import pandas as pd
 
 from rootfree.optim import OPTIMIZERS, get_optimizer_spec
+from rootfree.results.budget import rerun_overrides
 from rootfree.results.collect import PAPER_COLUMNS
-from rootfree.results.select import CELL
+from rootfree.results.select import CELL, PANEL
 from rootfree.results.stats import paired_difference, summarize, welch_difference
 
 REFERENCE = "sgd"
@@ -30,8 +31,12 @@ def _test_by_seed(scores: pd.DataFrame, setting: str) -> dict[int, float]:
     return dict(zip(rows["seed"], rows["test_acc"]))
 
 
+def _panel(row) -> tuple:
+    return tuple(row[c] for c in PANEL)
+
+
 def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
-    """One row per chosen (dataset, model, optimizer) setting.
+    """One row per chosen (dataset, model, budget, optimizer) setting.
 
     test accuracy mean, std, 95% CI and seeds; diverged and failed runs of the setting; the gap to
     SGD's chosen setting (Welch CI); root-free minus its root-based counterpart (paired by seed).
@@ -42,7 +47,7 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         runs = scores[scores["setting"] == cell["setting"]]
         accuracy = _test_by_seed(scores, cell["setting"])
         summary = summarize(list(accuracy.values()))
-        row = {c: cell[c] for c in CELL}
+        row = {c: cell[c] for c in CELL} | {"budget_label": cell["budget_label"]}
         row.update(
             test_acc=summary["mean"],
             std=summary["std"],
@@ -54,16 +59,12 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
             provenance=provenance_flag(runs),
             selection_split=cell["selection_split"],
         )
-        reference = index.get((cell["dataset"], cell["model"], REFERENCE))
+        reference = index.get((*_panel(cell), REFERENCE))
         if reference is not None and cell["optimizer"] != REFERENCE:
             gap = _welch_gap(scores, accuracy, reference)
             row.update(gap_to_sgd=gap["diff"], gap_ci95=gap["ci"])
         spec = get_optimizer_spec(cell["optimizer"])
-        counterpart = (
-            index.get((cell["dataset"], cell["model"], spec.counterpart))
-            if spec.counterpart
-            else None
-        )
+        counterpart = index.get((*_panel(cell), spec.counterpart)) if spec.counterpart else None
         if counterpart is not None:
             paired = paired_difference(accuracy, _test_by_seed(scores, counterpart["setting"]))
             row.update(
@@ -86,11 +87,12 @@ def with_gap_to(
     table: pd.DataFrame, scores: pd.DataFrame, chosen: pd.DataFrame, baseline: str
 ) -> pd.DataFrame:
     """``table`` (a comparison_table of ``chosen``) with each row's Welch difference to
-    ``baseline``'s chosen setting on the same (dataset, model): gap_to_<baseline> and its CI."""
+    ``baseline``'s chosen setting on the same (dataset, model, budget): gap_to_<baseline> and
+    its CI."""
     index = {tuple(row[c] for c in CELL): row for _, row in chosen.iterrows()}
     gaps = []
     for _, row in table.iterrows():
-        reference = index.get((row["dataset"], row["model"], baseline))
+        reference = index.get((*_panel(row), baseline))
         cell = index[tuple(row[c] for c in CELL)]
         if reference is None or row["optimizer"] == baseline:
             gaps.append({"diff": math.nan, "ci": math.nan})
@@ -109,24 +111,30 @@ def _missing(value) -> bool:
 
 
 def missing_cells(
-    scores: pd.DataFrame, optimizers: list[str] | None = None
+    scores: pd.DataFrame,
+    optimizers: list[str] | None = None,
+    budgets: dict[str, dict] | None = None,
 ) -> list[dict[str, str]]:
-    """Per (dataset, model): the optimizers with no finished run and one command that fills them."""
+    """Per (dataset, model, budget): the optimizers with no finished run and one command that
+    fills them under the same budget (``budgets``: id -> settings, as ``collect`` gives them;
+    without them the command names the dataset and model alone)."""
     optimizers = optimizers or sorted(OPTIMIZERS)
     done = scores[scores["status"] == "done"]
     have = set(map(tuple, done[CELL].drop_duplicates().values.tolist()))
-    pairs = sorted(set(map(tuple, scores[["dataset", "model"]].drop_duplicates().values.tolist())))
+    panels = scores[[*PANEL, "budget_label"]].drop_duplicates(PANEL).sort_values(PANEL)
     missing = []
-    for dataset, model in pairs:
-        absent = [o for o in optimizers if (dataset, model, o) not in have]
-        if absent:
-            command = (
-                f"python train.py -m tuning=random dataset={dataset} model={model} "
-                f"optimizer={','.join(absent)}"
-            )
-            missing.append(
-                {"dataset": dataset, "model": model, "optimizers": absent, "command": command}
-            )
+    for dataset, model, budget, label in panels.itertuples(index=False):
+        absent = [o for o in optimizers if (dataset, model, budget, o) not in have]
+        if not absent:
+            continue
+        settings = (budgets or {}).get(budget)
+        extra = rerun_overrides(settings) if settings else [f"dataset={dataset}", f"model={model}"]
+        command = " ".join(
+            ["rootfree-train -m tuning=random", *extra, f"optimizer={','.join(absent)}"]
+        )
+        missing.append(
+            {"panel": panel_title(dataset, model, label), "optimizers": absent, "command": command}
+        )
     return missing
 
 
@@ -134,12 +142,19 @@ def _percent(value: float, ci: float) -> str:
     return f"{100 * value:.2f}" + (f" ± {100 * ci:.2f}" if math.isfinite(ci) else "")
 
 
+def panel_title(dataset: str, model: str, label: str) -> str:
+    """A table column's or a figure's name: dataset / model, then what sets its budget apart
+    from the others' of the same dataset and model, if any."""
+    return f"{dataset} / {model}" + (f" ({label})" if label else "")
+
+
 def compact_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Optimizers x (dataset / model): test accuracy in % with its 95% CI and seed count, the
-    best mean of each column in bold, and the difference to SGD with its Welch CI."""
+    """Optimizers x (dataset / model / budget): test accuracy in % with its 95% CI and seed
+    count, the best mean of each column in bold, and the difference to SGD with its Welch CI."""
     order = {name: i for i, name in enumerate(OPTIMIZERS)}
     cells: dict[str, dict[str, str]] = {}
-    for (dataset, model), rows in table.groupby(["dataset", "model"]):
+    for (dataset, model, _), rows in table.groupby(PANEL):
+        title = panel_title(dataset, model, rows["budget_label"].iloc[0])
         best = rows["test_acc"].max()
         for row in rows.to_dict("records"):
             text = _percent(row["test_acc"], row["ci95"])
@@ -149,7 +164,7 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
             gap = row.get("gap_to_sgd", math.nan)
             if isinstance(gap, float) and math.isfinite(gap):
                 text += f", {'+' if gap >= 0 else '−'}{_percent(abs(gap), row['gap_ci95'])} vs SGD"
-            cells.setdefault(row["optimizer"], {})[f"{dataset} / {model}"] = text
+            cells.setdefault(row["optimizer"], {})[title] = text
     compact = pd.DataFrame.from_dict(cells, orient="index").fillna("–")
     compact = compact.loc[sorted(compact.index, key=lambda name: order.get(name, len(order)))]
     return compact.rename_axis("optimizer").reset_index()

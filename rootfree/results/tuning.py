@@ -9,6 +9,8 @@ import pandas as pd
 
 from rootfree.results.select import CELL
 
+KEYS = [*CELL, "budget_label"]  # the label rides along for the figures' titles
+
 SEARCHED = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 # Upper limits a widened range must not cross (a momentum of 1 or more never converges).
 VALID_HIGH = {"momentum": 0.999, "riemannian_momentum": 0.999, "lr_cov": 1.0}
@@ -24,12 +26,12 @@ def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> 
     """
     settings = (
         scores.dropna(subset=["val_acc"])
-        .groupby(CELL + ["setting"])[["val_acc", "test_acc"]]
+        .groupby(KEYS + ["setting"])[["val_acc", "test_acc"]]
         .mean()
         .reset_index()
     )
     rows = []
-    for cell, trials in settings.groupby(CELL):
+    for cell, trials in settings.groupby(KEYS):
         rng = np.random.default_rng(seed)
         trials = trials.sort_values(["val_acc", "test_acc"], kind="stable")
         val, test = trials["val_acc"].to_numpy(), trials["test_acc"].to_numpy()
@@ -38,7 +40,7 @@ def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> 
             picked = test[draws[np.arange(resamples), val[draws].argmax(axis=1)]]
             rows.append(
                 {
-                    **dict(zip(CELL, cell)),
+                    **dict(zip(KEYS, cell)),
                     "k": k,
                     "mean": picked.mean(),
                     "low": np.quantile(picked, 0.05),

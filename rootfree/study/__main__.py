@@ -1,5 +1,5 @@
-"""``rootfree-study`` (``make study``): the small-scale study of experiments/study.yaml,
-resumable, N runs at a time.
+"""``rootfree-study`` (``make study``): run, collect and report the small-scale study of
+experiments/study.yaml, resumable, N runs at a time.
 
 Per question and optimizer: stage 1 samples the wide space (conf/search/random/), stage 2 the
 range of stage 1's best trials, then the chosen setting (best mean validation accuracy over the
@@ -7,7 +7,7 @@ trials, by ``rootfree.results.select_best``) is rerun with more seeds. Runs are 
 under ``runs/study/<question>``; a relaunch skips what is finished. ``collect`` copies the
 finished run records (no checkpoints) to results/study/runs/<question>, the folder to commit.
 
-    rootfree-study plan                 # the runs and their estimated CPU time
+    rootfree-study plan                 # the runs, their estimated CPU time, what has settled
     rootfree-study run --jobs 2         # run (or resume) everything, single-threaded jobs
     rootfree-study collect              # copy finished records, rebuild their tables
     rootfree-study report               # tables, checks, plots from the records
@@ -34,12 +34,31 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def most_settled(*counts: dict[str, int]) -> dict[str, int]:
+    """Per plan row, the larger settled count: the working runs (``--runs``) or the committed
+    records (``--out``), so a fresh clone's plan counts what is committed."""
+    return {key: max(c.get(key, 0) for c in counts) for key in {k for c in counts for k in c}}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="rootfree-study",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]).replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["plan", "run", "collect", "report"])
-    parser.add_argument("--design", type=Path, default=DESIGN)
-    parser.add_argument("--runs", type=Path, default=Path("runs/study"))
-    parser.add_argument("--out", type=Path, default=Path("results/study/runs"))
+    parser.add_argument("--design", type=Path, default=DESIGN, help="the study's questions")
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs/study"), help="where runs train (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/study/runs"),
+        help="the committed records: collect writes them, report and plan read them "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--tables", type=Path, help="where report writes (default: --out/..)")
     parser.add_argument("--only", default="", help="comma-separated question names")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (also on one GPU)")
@@ -60,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     everything = {name: Question(name, spec, args.runs.resolve()) for name, spec in design.items()}
     questions = [everything[name] for name in names]
     if args.command == "plan":
-        plan(questions, args.jobs, {q.name: settled_counts(q, everything) for q in questions})
+        committed = {n: Question(n, spec, args.out.resolve()) for n, spec in design.items()}
+        settled = {
+            q.name: most_settled(
+                settled_counts(q, everything), settled_counts(committed[q.name], committed)
+            )
+            for q in questions
+        }
+        plan(questions, args.jobs, settled)
         return 0
     if args.command == "run":
         if args.retry_failed:

@@ -13,6 +13,7 @@ import pandas as pd
 from rootfree.record import read_run
 from rootfree.results import validity
 from rootfree.results.collect import collect
+from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import CELL, run_scores, select_best
@@ -50,7 +51,7 @@ def report_question(
     question: Question, everything: dict[str, Question], records: Path, out: Path
 ) -> pd.DataFrame:
     """Tables, validity checks and plots of one question from its committed records."""
-    frame, skipped = collect(records)
+    frame, skipped, _ = collect(records)
     scores = run_scores(frame)
     chosen = select_best(scores)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ def report_question(
     table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))
-    table.to_latex(out / "comparison.tex", index=False, float_format="%.4g")
+    write_latex(table, out / "comparison.tex")
     rows = [
         CHECKS[name](frame, scores, chosen, question).assign(criterion=name)
         for name in question.spec["checks"]

@@ -3,8 +3,6 @@ and a pool that keeps N single-threaded train runs going; then collecting finish
 
 from __future__ import annotations
 
-import copy
-import functools
 import os
 import shutil
 import subprocess
@@ -14,28 +12,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from rootfree.config_paths import config_dir
+from rootfree.compose import compose_overrides
 from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run, setting_id
 from rootfree.record.rundir import RunDir
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
 from rootfree.study.design import Question, grid_cells, seed_list
 from rootfree.train.final_eval import backfill_final_eval
-
-
-def compose_overrides(overrides: list[str]) -> dict:
-    """The run config of ``overrides``, composed once per driver (the scheduler asks again for
-    every run each time a job ends, and composing dominated the driver's CPU)."""
-    return copy.deepcopy(_composed(tuple(overrides)))
-
-
-@functools.cache
-def _composed(overrides: tuple[str, ...]) -> dict:
-    with initialize_config_dir(str(config_dir("conf")), version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
 
 
 def run_path(overrides: list[str]) -> Path:

@@ -19,10 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rootfree.config_paths import config_dirs
 from rootfree.paper_experiments import missing_best_file
 from rootfree.record import FINAL_STATUSES, HASH_EXCLUDED, DiskFull, RunDir, config_hash
 from rootfree.record.files import write_bytes_atomic
+from rootfree.record.provenance import launches
+from rootfree.train.groups import GROUPS, group_options
 from rootfree.train.loop import Diverged, Trainer, world
 from rootfree.train.validate import ConfigError, validate_config
 
@@ -43,25 +44,11 @@ def run_hash(*, _root_: DictConfig) -> str:
     return config_hash(semantic)
 
 
-HELP_GROUPS = (
-    "dataset",
-    "model",
-    "optimizer",
-    "trainer",
-    "logger",
-    "experiment",
-    "tuning",
-    "hydra/launcher",
-)
-
-
 def help_groups() -> str:
     """OmegaConf resolver ``${rootfree_help_groups:}``: the groups a user picks, with options."""
-    lines = []
-    for group in HELP_GROUPS:
-        names = {p.stem for root in config_dirs() for p in (root / group).glob("*.yaml")}
-        lines.append(f"{group}: {', '.join(sorted(names))}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"{group}: {', '.join(group_options(group))}" for group in (*GROUPS, "hydra/launcher")
+    )
 
 
 # Registered on import, so launcher child processes (joblib, submitit) that unpickle the task
@@ -160,7 +147,7 @@ def run(cfg: DictConfig) -> float:
 
 def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> float:
     """Train under the lock; every way out is recorded in status.json."""
-    trainer = None
+    trainer, before = None, run_dir.status()
     try:
         if run_dir.writer:
             text = OmegaConf.to_yaml(cfg, resolve=True)
@@ -170,12 +157,23 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
         )
         with signals_interrupt():
             trainer = Trainer(config, run_dir)
+            other = _other_data(run_dir, config["dataset"].get("root"), trainer.data.checksum)
+            if other is not None:
+                if before is not None:
+                    run_dir.set_status(before["status"], error=before.get("error"))
+                return _end_with_error(run_dir, other)
             run_dir.record_launch(
                 dataset_checksum=trainer.data.checksum,
                 selection_split=trainer.data.selection_split,
                 run_device=str(trainer.device),
             )
             resumed = trainer.resume()
+            if not resumed and before is not None and run_dir.writer:
+                print(
+                    f"{run_dir.path}: no checkpoint from its earlier launch "
+                    f"({before['status']}); starting over",
+                    file=sys.stderr,
+                )
             final = trainer.fit()
     except Interrupted as stop:
         return _interrupted(run_dir, trainer, stop)
@@ -208,11 +206,26 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
     return final["val_acc"]
 
 
+def _other_data(run_dir: RunDir, root: str | None, checksum: str) -> str | None:
+    """A one-line refusal when the data found now are not the data the run began on: the run
+    is named without ``dataset.root``, so moved data resume it, and changed data must not."""
+    earlier = {launch.get("dataset_checksum") for launch in launches(run_dir.provenance())}
+    earlier.discard(None)
+    if not earlier or checksum in earlier:
+        return None
+    return (
+        f"Invalid dataset.root: {root!r}; the data there (checksum {checksum}) are not the "
+        f"data {run_dir.path} was trained on ({', '.join(sorted(earlier))}): point "
+        "dataset.root at those, or train elsewhere (paths.runs)"
+    )
+
+
 def _interrupted(run_dir: RunDir, trainer: Trainer | None, stop: Interrupted) -> float:
     where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer else "start-up"
+    note = trainer.relaunch_note() if trainer else "a relaunch starts over"
     with contextlib.suppress(OSError):
         run_dir.set_status("interrupted", error=f"{stop} at {where}")
-    print(f"{run_dir.path}: interrupted by {stop} at {where}; relaunch to resume", file=sys.stderr)
+    print(f"{run_dir.path}: interrupted by {stop} at {where}; {note}", file=sys.stderr)
     raise SystemExit(128 + stop.signum)
 
 

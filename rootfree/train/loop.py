@@ -104,6 +104,8 @@ class Trainer:
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
         self.best_val_acc = -1.0
         self.wall_seconds = 0.0
+        self.saved_step: int | None = None  # the step of the checkpoint a relaunch resumes from
+        self.saved_at = time.monotonic()
 
     def _plan_steps(self) -> None:
         self.steps_per_epoch = len(self.train_loader) // self.accumulate
@@ -164,8 +166,26 @@ class Trainer:
         self.best_val_acc = payload["best_val_acc"]
         self.wall_seconds = payload["wall_seconds"]
         self._restore_metrics()
-        log.info("resumed at epoch %d, batch %d (step %d)", self.epoch, self.batch, self.step)
+        self.saved_step = self.step
+        log.info(
+            "resumed from the last checkpoint at step %d of %d: epoch %d, %d of its %d steps done",
+            self.step,
+            self.total_steps,
+            self.epoch + 1,
+            self.batch,
+            self.steps_per_epoch,
+        )
         return True
+
+    def relaunch_note(self) -> str:
+        """What a relaunch would do now: resume from the last checkpoint, redoing the steps
+        since, or start over when none was written."""
+        if self.saved_step is None:
+            return "no checkpoint yet, so a relaunch starts over"
+        redo = self.step - self.saved_step
+        return f"a relaunch resumes from the checkpoint at step {self.saved_step}" + (
+            f" and redoes {redo} step{'s' * (redo != 1)}" if redo else ""
+        )
 
     def _restore_metrics(self) -> None:
         """Keep one row per epoch up to the checkpoint's; a row lost to a torn line stays lost,
@@ -177,6 +197,7 @@ class Trainer:
         self.run_dir.write_metrics([rows[e] for e in sorted(rows)])
 
     def save(self, best: bool = False) -> None:
+        self.saved_step, self.saved_at = self.step, time.monotonic()
         if not self.run_dir.writer:
             return
         state = self.state()
@@ -239,6 +260,22 @@ class Trainer:
         self.running["count"] += int(count)
         return self.running["loss"] / max(1, self.running["count"])
 
+    def checkpoint_due(self, flushed: bool) -> bool:
+        """Every ``checkpoint_every_steps`` steps (0: off), and at a logging step once
+        ``checkpoint_every_minutes`` have passed since the last save (0: off). Time is only read
+        where the sums were just flushed, so saving changes no logged number; under DDP rank 0's
+        clock decides for every rank."""
+        every = self.trainer["checkpoint_every_steps"]
+        if every and self.step % every == 0:
+            return True
+        minutes = self.trainer.get("checkpoint_every_minutes") or 0
+        if not (minutes and flushed):
+            return False
+        due = torch.tensor(time.monotonic() - self.saved_at >= 60 * minutes, device=self.device)
+        if self.world_size > 1:
+            dist.broadcast(due, src=0)
+        return bool(due)
+
     def train_epoch(self, logger) -> None:
         self.model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)
@@ -249,7 +286,6 @@ class Trainer:
             total=self.steps_per_epoch * self.accumulate,
             done=self.batch * self.accumulate,
         )
-        every = self.trainer["checkpoint_every_steps"]
         started = time.perf_counter()
         micro_batches = []
         for micro_batch in batches:
@@ -261,8 +297,9 @@ class Trainer:
             pending += self.train_loader.global_batch_size * self.accumulate
             self.batch += 1
             self.step += 1
-            mean_loss = None
+            mean_loss, flushed = None, False
             if self.step % self.trainer["log_every"] == 0 or self.progress.first_step is None:
+                flushed = True
                 mean_loss, pending = self.flush(sums, pending), 0
                 logger.log(
                     {"train_loss_running": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]},
@@ -271,7 +308,7 @@ class Trainer:
             self.progress.step(self.step, mean_loss)
             if self.step == self.total_steps or self.batch == self.steps_per_epoch:
                 break
-            if every and self.step % every == 0:
+            if self.checkpoint_due(flushed):
                 self.flush(sums, pending)
                 pending = 0
                 self.running["seconds"] += time.perf_counter() - started

@@ -16,8 +16,9 @@ from torch import nn
 
 from rootfree.data.registry import DATASETS, SELECTION_SPLITS
 from rootfree.models import MODELS
-from rootfree.optim import OPTIMIZERS
+from rootfree.optim import OPTIMIZERS, config_keys
 from rootfree.train.build import build_model, build_optimizer, global_batch_size
+from rootfree.train.groups import did_you_mean
 from rootfree.train.loggers import LOGGERS
 from rootfree.train.loop import AMP_MODES, resolve_device
 from rootfree.train.losses import LOSSES
@@ -51,7 +52,8 @@ def _integer(key: str, value: Any, minimum: int, optional: bool = False) -> None
 
 def _choice(key: str, value: Any, choices) -> None:
     if value not in choices:
-        raise ConfigError(key, value, f"choose one of {sorted(choices)}")
+        suggestion = did_you_mean(value, sorted(choices)) if isinstance(value, str) else ""
+        raise ConfigError(key, value, f"choose one of {sorted(choices)}{suggestion}")
 
 
 def _flag(key: str, value: Any) -> None:
@@ -77,6 +79,8 @@ def check_trainer(trainer: dict[str, Any]) -> None:
     _integer("trainer.accumulate", trainer["accumulate"], 1)
     _integer("trainer.log_every", trainer["log_every"], 1)
     _integer("trainer.checkpoint_every_steps", trainer["checkpoint_every_steps"], 0)
+    minutes = trainer.get("checkpoint_every_minutes") or 0
+    _number("trainer.checkpoint_every_minutes", minutes, lambda v: v >= 0, ">= 0 (0: off)")
     _integer("trainer.eval_every", trainer.get("eval_every"), 1, optional=True)
     _choice("trainer.amp", trainer["amp"], AMP_MODES)
     for key in ("channels_last", "compile", "decay_1d", "progress"):
@@ -123,8 +127,18 @@ def check_dataset(dataset: dict[str, Any]) -> tuple[int, int, int]:
     return DATASETS[dataset["name"]].shape(**dataset)
 
 
+def check_data_present(dataset: dict[str, Any]) -> None:
+    """The dataset's files are where ``dataset.root`` says (or a download is asked for)."""
+    missing = DATASETS[dataset["name"]].missing(**dataset)
+    if missing is not None:
+        raise ConfigError("dataset.root", dataset.get("root"), missing)
+
+
 def check_model(config: dict[str, Any], shape: tuple[int, int, int]) -> None:
     _choice("model.name", config["model"]["name"], MODELS)
+    for option, values in MODELS[config["model"]["name"]].choices.items():
+        if option in config["model"]:
+            _choice(f"model.{option}", config["model"][option], values)
     channels, image_size, classes = shape
     try:
         with torch.device("meta"):
@@ -138,6 +152,14 @@ def check_model(config: dict[str, Any], shape: tuple[int, int, int]) -> None:
 def check_optimizer(config: dict[str, Any]) -> None:
     settings = config["optimizer"]
     _choice("optimizer.name", settings["name"], OPTIMIZERS)
+    keys = config_keys(settings["name"])
+    for key in settings:
+        if key not in keys:
+            raise ConfigError(
+                f"optimizer.{key}",
+                settings[key],
+                f"{settings['name']} takes {keys}" + did_you_mean(key, keys),
+            )
     for key, (ok, valid) in PAPER_RANGES.items():
         if settings.get(key) is not None:
             _number(f"optimizer.{key}", settings[key], ok, valid)
@@ -149,8 +171,9 @@ def check_optimizer(config: dict[str, Any]) -> None:
         raise ConfigError("optimizer", settings["name"], str(error)) from error
 
 
-def validate_config(config: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` for the first value of ``config`` that cannot work."""
+def validate_config(config: dict[str, Any], check_data: bool = True) -> None:
+    """Raise ``ConfigError`` for the first value of ``config`` that cannot work, then (unless
+    ``check_data`` is off, for configs meant for another machine) for data that are missing."""
     for section in ("dataset", "model", "optimizer", "trainer"):
         if not isinstance(config.get(section), dict):
             raise ConfigError(section, config.get(section), "must be a config group")
@@ -160,3 +183,5 @@ def validate_config(config: dict[str, Any]) -> None:
     shape = check_dataset(config["dataset"])
     check_optimizer(config)
     check_model(config, shape)
+    if check_data:
+        check_data_present(config["dataset"])

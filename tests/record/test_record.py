@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from rootfree.record import (
+    SCHEMA,
     DiskFull,
     RunDir,
     RunLock,
@@ -45,9 +46,47 @@ def test_keys_that_cannot_change_results_leave_the_hash_alone():
 def test_a_config_edited_after_its_run_no_longer_matches_its_hash():
     config = compose_config("experiment=smoke")
     stored = config_hash(config)
-    assert hash_matches(config, stored, schema=2)
+    assert hash_matches(config, stored, schema=SCHEMA)
     config["optimizer"]["lr"] *= 10
-    assert not hash_matches(config, stored, schema=2)
+    assert not hash_matches(config, stored, schema=SCHEMA)
+
+
+def test_moved_data_and_the_save_interval_leave_the_hash_alone():
+    base = compose_config("dataset=cifar10", "dataset.root=/a")
+    moved = compose_config(
+        "dataset=cifar10", "dataset.root=/b", "trainer.checkpoint_every_minutes=1"
+    )
+    assert config_hash(moved) == config_hash(base)
+    assert config_hash(compose_config("dataset=cifar10", "dataset.split_seed=1")) != (
+        config_hash(base)
+    )
+
+
+def _schema_2_name(config: dict) -> str:
+    """How schema 2 named a run, written out independently: the config less its excluded keys
+    and its nulls, as sorted compact JSON, sha256, 12 hex digits."""
+    import hashlib
+
+    def strip(node):
+        return {k: strip(v) for k, v in node.items() if v is not None} if isinstance(
+            node, dict
+        ) else node
+
+    kept = {k: v for k, v in config.items() if k not in ("hydra", "paths", "logger", "tuning")}
+    kept["trainer"] = {
+        k: v
+        for k, v in kept["trainer"].items()
+        if k not in ("progress", "log_every", "checkpoint_every_steps", "device")
+    }
+    text = json.dumps(strip(kept), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_schema_2_records_named_with_their_data_path_stay_sound():
+    config = compose_config("dataset=cifar10", "dataset.root=/data")
+    del config["trainer"]["checkpoint_every_minutes"]  # schema 2 configs never had it
+    assert hash_matches(config, _schema_2_name(config), schema=2)
+    assert not hash_matches(config, _schema_2_name(config), schema=3)
 
 
 def test_metrics_problems_are_named_by_line():

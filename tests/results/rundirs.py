@@ -22,7 +22,10 @@ def write_run(
     selection_split: str = "val",
     dataset: str = "cifar100",
     model: str = "resnet",
+    trainer: dict | None = None,
+    train_subset: int | None = None,
 ) -> Path:
+    """``trainer`` and ``train_subset`` set the run's budget (left out of the config if None)."""
     run = root / name
     run.mkdir(parents=True)
     config = {
@@ -31,6 +34,10 @@ def write_run(
         "optimizer": optimizer,
         "seed": seed,
     }
+    if trainer is not None:
+        config["trainer"] = trainer
+    if train_subset is not None:
+        config["dataset"]["train_subset"] = train_subset
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     record = {"schema": SCHEMA, "status": status, "run_hash": config_hash(config)}
     (run / "status.json").write_text(json.dumps(record))

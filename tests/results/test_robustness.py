@@ -8,7 +8,15 @@ import pytest
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import select_best
 
-BASE = {"dataset": "d", "model": "m", "optimizer": "o", "status": "done", "selection_split": "val"}
+BASE = {
+    "dataset": "d",
+    "model": "m",
+    "budget": "b",
+    "budget_label": "",
+    "optimizer": "o",
+    "status": "done",
+    "selection_split": "val",
+}
 # setting: (seed, val at the final epoch, test at the final epoch, test at the best-val epoch)
 RUNS = [
     ("a", 0, 0.90, 0.80, 0.81),

@@ -37,12 +37,12 @@ def test_minimal_detectable_difference_has_the_stated_power():
 
 
 def cell_frame(rows):
-    base = {"dataset": "d", "model": "m", "optimizer": "o", "status": "done"}
+    base = {"dataset": "d", "model": "m", "budget": "b", "optimizer": "o", "status": "done"}
     return pd.DataFrame([{**base, **row} for row in rows])
 
 
 CHOSEN = pd.DataFrame(
-    [{"dataset": "d", "model": "m", "optimizer": "o", "setting": "a", "seeds": 2}]
+    [{"dataset": "d", "model": "m", "budget": "b", "optimizer": "o", "setting": "a", "seeds": 2}]
 )
 
 

@@ -401,3 +401,22 @@ def test_a_questions_hours_are_each_runs_last_wall_clock_time(tmp_path):
     write_run(tmp_path / "q", "b", optimizer=sgd, seed=1, val=[0.5], test=[0.5])
     question = study_design.Question("q", DESIGN["questions"]["tiny"], tmp_path)
     assert study_report.run_hours(question) == pytest.approx((30.0 + 10.0) / 3600)
+
+
+def test_the_plan_counts_the_committed_records_on_a_fresh_clone(tmp_path, capsys):
+    """No working runs (a fresh clone): the plan reads results/study/runs, where every run of
+    p1_cnn is committed, and finds nothing left to run."""
+    assert study_main(["plan", "--only", "p1_cnn", "--runs", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"sgd +28 runs .* 28 settled", out), out
+    assert "; left: 0.0, about 0.0 h" in out
+
+
+def test_the_study_help_says_what_it_does_in_whole_sentences(capsys):
+    with pytest.raises(SystemExit):
+        study_main(["--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert description.startswith("rootfree-study (make study): run, collect and report")
+    assert description.rstrip().endswith("N runs at a time."), description
+    assert "--out OUT" in out and "the committed records" in out

@@ -72,6 +72,7 @@ def test_sigterm_marks_the_run_interrupted_and_a_relaunch_continues_bitwise(tmp_
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert "; a relaunch resumes from the checkpoint at step " in stderr
     run = checkpoint.parent.parent
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted"
@@ -147,3 +148,63 @@ def test_a_launcher_that_exits_on_slurms_pre_timeout_signal_leaves_an_interrupte
     process.wait(timeout=60)
     status = json.loads((checkpoint.parent.parent / "status.json").read_text())
     assert status["status"] == "interrupted" and "SystemExit" in status["error"]
+
+
+FASHION = (
+    "dataset.train_subset=256",
+    "trainer.max_steps=2",
+    "trainer.progress=false",
+    "trainer.device=cpu",
+)
+
+
+def fashion_copy(folder: Path, altered: bool = False) -> Path:
+    """Debian's Fashion-MNIST files in ``folder``; ``altered`` flips one test label."""
+    import gzip
+
+    source = Path("/usr/share/datasets/fashion-mnist")
+    if not source.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    folder.mkdir(parents=True)
+    for file in source.iterdir():
+        data = file.read_bytes()
+        if altered and file.name.startswith("t10k-labels"):
+            raw = bytearray(gzip.decompress(data))
+            raw[-1] = (raw[-1] + 1) % 10
+            data = gzip.compress(bytes(raw))
+        (folder / file.name).write_bytes(data)
+    return folder
+
+
+def as_if_interrupted(run: Path) -> None:
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "status": "interrupted"}))
+
+
+def test_moved_data_resume_the_same_run_and_changed_data_are_refused(tmp_path):
+    first = train_py(f"dataset.root={fashion_copy(tmp_path / 'a')}", *FASHION, runs=tmp_path / "r")
+    assert first.returncode == 0, first.stderr
+    (run,) = (tmp_path / "r").iterdir()
+    as_if_interrupted(run)
+    moved = train_py(f"dataset.root={fashion_copy(tmp_path / 'b')}", *FASHION, runs=tmp_path / "r")
+    assert moved.returncode == 0, moved.stderr
+    assert list((tmp_path / "r").iterdir()) == [run], "the same run, by its data not its path"
+    as_if_interrupted(run)
+    changed = fashion_copy(tmp_path / "c", altered=True)
+    refused = train_py(f"dataset.root={changed}", *FASHION, runs=tmp_path / "r")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"rootfree: Invalid dataset.root: '{changed}'; the data there")
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+
+
+def test_a_relaunch_without_a_checkpoint_says_it_starts_over(tmp_path):
+    first = train_py("experiment=smoke", runs=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    as_if_interrupted(run)
+    for checkpoint in (run / "checkpoints").iterdir():
+        checkpoint.unlink()
+    again = train_py("experiment=smoke", runs=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "no checkpoint from its earlier launch (interrupted); starting over" in again.stderr

@@ -301,3 +301,52 @@ def test_kronecker_runs_record_their_final_factor_conditioning_and_a_backfill_ad
     assert backfill_final_eval(path)
     assert RunDir(path).final_eval() == {**written, "train_eval_acc": -1.0}
     assert not backfill_final_eval(path), "nothing left to add"
+
+
+def killed_at(config, path, step):
+    """The trainer as a kill just before ``step`` leaves it (checkpoints on disk)."""
+    KilledTrainer.kill_at = step
+    trainer = KilledTrainer(config, RunDir(path))
+    trainer.resume()
+    with pytest.raises(Killed):
+        trainer.fit()
+    return trainer
+
+
+def test_a_checkpoint_by_time_changes_no_number_and_a_relaunch_resumes_there(tmp_path, caplog):
+    """Due by minutes, a checkpoint waits for a logging step, where the sums were just
+    flushed: every logged number equals a run without it, and the resume is bitwise."""
+    smoke = ("experiment=smoke", "trainer.device=cpu", "trainer.log_every=2")
+    plain = compose_config(*smoke, "trainer.checkpoint_every_minutes=0")
+    timed = compose_config(*smoke, "trainer.checkpoint_every_minutes=1e-9")
+    plain_state, plain_rows = results(run(plain, tmp_path / "plain"))
+    trainer = killed_at(timed, tmp_path / "timed", 9)
+    assert trainer.saved_step == 8, "the last logging step before the kill, mid-epoch 2"
+    assert trainer.relaunch_note() == (
+        "a relaunch resumes from the checkpoint at step 8 and redoes 1 step"
+    )
+    with caplog.at_level(logging.INFO):
+        timed_state, timed_rows = results(run(timed, tmp_path / "timed"))
+    assert "resumed from the last checkpoint at step 8 of 12: epoch 2, 2 of its 6 steps done" in (
+        caplog.text
+    )
+    assert timed_rows == plain_rows
+    for key, value in plain_state.items():
+        assert torch.equal(timed_state[key], value), key
+
+
+def test_checkpoints_by_time_wait_for_a_logging_step_and_the_interval(tmp_path):
+    config = compose_config("experiment=smoke", "trainer.device=cpu")
+    trainer = Trainer(config, RunDir(tmp_path))
+    assert not trainer.checkpoint_due(flushed=True), "five minutes have not passed"
+    trainer.saved_at -= 5 * 60 + 1
+    assert trainer.checkpoint_due(flushed=True) and not trainer.checkpoint_due(flushed=False)
+    trainer.trainer["checkpoint_every_minutes"] = 0
+    assert not trainer.checkpoint_due(flushed=True)
+
+
+def test_before_the_first_checkpoint_a_relaunch_starts_over_and_says_so(tmp_path):
+    config = compose_config("experiment=smoke", "trainer.device=cpu")
+    trainer = killed_at(config, tmp_path, 3)
+    assert trainer.saved_step is None
+    assert trainer.relaunch_note() == "no checkpoint yet, so a relaunch starts over"

@@ -30,7 +30,23 @@ from tests.train.helpers import compose_config
         ),
         (["optimizer.lr_cov=0"], "Invalid optimizer.lr_cov: 0; must be in (0, 1]"),
         (["optimizer.damping=-1e-3"], "Invalid optimizer.damping: -0.001; must be >= 0"),
-        (["+optimizer.betas=[0.9]"], "Invalid optimizer: 'rootfree_adam'"),
+        (["+optimizer.betas=[0.9]"], "Invalid optimizer.betas: [0.9]; rootfree_adam takes"),
+        (["model=resnet", "model.depth=7"], "Invalid model.depth: 7; choose one of [18, 34, 50]"),
+        (
+            ["optimizer.name=rootfree_adm"],
+            "Invalid optimizer.name: 'rootfree_adm'; choose one of ['adamw', 'rmsprop', "
+            "'rootfree_adam', 'rootfree_rmsprop', 'rootfree_shampoo', 'sgd', 'shampoo']; "
+            "did you mean 'rootfree_adam'?",
+        ),
+        (
+            ["dataset=cifar100", "dataset.root=/nonexistent"],
+            "Invalid dataset.root: '/nonexistent'; no /nonexistent/cifar-100-python with "
+            "torchvision's CIFAR-100 files (train, test missing)",
+        ),
+        (
+            ["dataset=imagefolder", "dataset.root=/nonexistent"],
+            "Invalid dataset.root: '/nonexistent'; no ImageFolder dataset at '/nonexistent'",
+        ),
         (
             ["model=vit", "model.patch_size=5"],
             "Invalid model: 'vit'; cannot be built for this dataset",
@@ -77,3 +93,19 @@ def test_bad_values_name_their_key_and_the_valid_range(overrides, message):
 )
 def test_good_configs_pass(overrides):
     validate_config(compose_config(*overrides))
+
+
+def test_an_unknown_optimizer_key_lists_the_configs_names_not_the_constructors():
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config("+optimizer.lrr=0.1"))
+    listed = str(error.value).split(" takes ")[1]
+    assert "'lr_cov'" in listed and "'momentum'" in listed and "'state_dtype'" in listed
+    assert "'betas'" not in listed and "'params'" not in listed
+    assert str(error.value).endswith("; did you mean 'lr'?")
+
+
+def test_the_data_check_comes_after_every_value_check():
+    """A bad value is named even where the data are missing too, so one fix at a time works."""
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config("dataset.root=/nonexistent", "optimizer.lr=-1"))
+    assert error.value.key == "optimizer.lr"
