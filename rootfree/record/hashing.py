@@ -2,8 +2,8 @@
 
 Excluded (they cannot change what a run computes): where things are written (``paths``), how it
 is watched (``logger``, ``trainer.progress``, ``trainer.log_every``), how often it is saved
-(``trainer.checkpoint_every_steps`` and ``_minutes``; a resumed run continues bitwise), which device it ran on
-(``trainer.device``; recorded in the provenance instead), where the data sits
+(``trainer.checkpoint_every_steps`` and ``_minutes``; a resumed run continues bitwise), which
+device it ran on (``trainer.device``; recorded in the provenance instead), where the data sits
 (``dataset.root``; the data is identified by its checksum in the provenance, so moving it keeps
 the run's name), and the launcher's own settings (``hydra``, ``tuning``). Everything else, the
 seed included, is part of the hash, except keys set to null: an option added later with a null

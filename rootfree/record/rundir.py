@@ -1,4 +1,4 @@
-"""The run directory, the one contract between training and results (schema 2).
+"""The run directory, the one contract between training and results (schema 3).
 
 config.yaml       the resolved config; its hash (``hashing.config_hash``) names the directory
 status.json       {"schema", "status", "run_hash", times, epochs_done, error, ...}

@@ -73,8 +73,8 @@ def collect(root: str | Path) -> Collected:
             )
             continue
         base = _base_row(record)
-        budgets.setdefault((base["dataset"], base["model"]), {})[base["budget"]] = (
-            budget_settings(record.config)
+        budgets.setdefault((base["dataset"], base["model"]), {})[base["budget"]] = budget_settings(
+            record.config
         )
         if not record.metrics:
             rows.append({**base, "epoch": None})
@@ -86,7 +86,9 @@ def collect(root: str | Path) -> Collected:
     labels = {b: text for group in budgets.values() for b, text in budget_labels(group).items()}
     frame = pd.DataFrame(rows)
     if len(frame):
-        frame.insert(frame.columns.get_loc("budget") + 1, "budget_label", frame["budget"].map(labels))
+        frame.insert(
+            frame.columns.get_loc("budget") + 1, "budget_label", frame["budget"].map(labels)
+        )
     settings = {b: flat for group in budgets.values() for b, flat in group.items()}
     return Collected(frame, pd.DataFrame(skipped, columns=["run", "path", "reason"]), settings)
 

@@ -36,9 +36,11 @@ def _panels(frame: pd.DataFrame):
     where its dataset and model have more than one."""
     for (dataset, model, budget), rows in frame.groupby(PANEL):
         label = rows["budget_label"].iloc[0]
-        yield panel_title(dataset, model, label), f"{dataset}_{model}" + (
-            f"_{budget}" if label else ""
-        ), rows
+        yield (
+            panel_title(dataset, model, label),
+            f"{dataset}_{model}" + (f"_{budget}" if label else ""),
+            rows,
+        )
 
 
 def _save(figure, path: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """A study's validity criteria as pure functions of its tidy frame and its chosen settings.
 
-Each check returns one row per chosen (dataset, model, optimizer) cell with the measured value,
-the threshold and whether it passed, so a report prints them beside the comparison they guard.
+Each check returns one row per chosen (dataset, model, budget, optimizer) cell with the measured
+value, the threshold and whether it passed, so a report prints them beside the comparison they
+guard.
 """
 
 from __future__ import annotations

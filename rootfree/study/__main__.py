@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["plan", "run", "collect", "report"])
     parser.add_argument("--design", type=Path, default=DESIGN, help="the study's questions")
     parser.add_argument(
-        "--runs", type=Path, default=Path("runs/study"), help="where runs train (default: %(default)s)"
+        "--runs",
+        type=Path,
+        default=Path("runs/study"),
+        help="where runs train (default: %(default)s)",
     )
     parser.add_argument(
         "--out",

@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import yaml
+
 from rootfree.compose import compose_overrides
 from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run, setting_id
 from rootfree.record.rundir import RunDir

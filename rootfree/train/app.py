@@ -157,11 +157,7 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
         )
         with signals_interrupt():
             trainer = Trainer(config, run_dir)
-            other = _other_data(run_dir, config["dataset"].get("root"), trainer.data.checksum)
-            if other is not None:
-                if before is not None:
-                    run_dir.set_status(before["status"], error=before.get("error"))
-                return _end_with_error(run_dir, other)
+            _check_same_data(run_dir, config["dataset"].get("root"), trainer.data.checksum)
             run_dir.record_launch(
                 dataset_checksum=trainer.data.checksum,
                 selection_split=trainer.data.selection_split,
@@ -177,6 +173,10 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
             final = trainer.fit()
     except Interrupted as stop:
         return _interrupted(run_dir, trainer, stop)
+    except OtherData as error:
+        if before is not None:  # the run is as it was: nothing of this launch is recorded
+            run_dir.set_status(before["status"], error=before.get("error"))
+        return _end_with_error(run_dir, str(error))
     except DiskFull as error:
         with contextlib.suppress(OSError):
             run_dir.set_status("failed", error=str(error))
@@ -206,18 +206,21 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
     return final["val_acc"]
 
 
-def _other_data(run_dir: RunDir, root: str | None, checksum: str) -> str | None:
-    """A one-line refusal when the data found now are not the data the run began on: the run
-    is named without ``dataset.root``, so moved data resume it, and changed data must not."""
+class OtherData(Exception):
+    """The data found now are not the data the run began on."""
+
+
+def _check_same_data(run_dir: RunDir, root: str | None, checksum: str) -> None:
+    """Raise ``OtherData`` in one line when the data's checksum is not the run's: runs are
+    named without ``dataset.root``, so moved data resume a run, and changed data must not."""
     earlier = {launch.get("dataset_checksum") for launch in launches(run_dir.provenance())}
     earlier.discard(None)
-    if not earlier or checksum in earlier:
-        return None
-    return (
-        f"Invalid dataset.root: {root!r}; the data there (checksum {checksum}) are not the "
-        f"data {run_dir.path} was trained on ({', '.join(sorted(earlier))}): point "
-        "dataset.root at those, or train elsewhere (paths.runs)"
-    )
+    if earlier and checksum not in earlier:
+        raise OtherData(
+            f"Invalid dataset.root: {root!r}; the data there (checksum {checksum}) are not the "
+            f"data {run_dir.path} was trained on ({', '.join(sorted(earlier))}): point "
+            "dataset.root at those, or train elsewhere (paths.runs)"
+        )
 
 
 def _interrupted(run_dir: RunDir, trainer: Trainer | None, stop: Interrupted) -> float:

@@ -35,8 +35,7 @@ def check_group_choices(argv: list[str]) -> str | None:
         options = group_options(key)
         for option in value.split(","):
             if option not in options and option != "null":
-                return (
-                    f"Invalid {key}: {option!r}; choose one of {options}"
-                    + did_you_mean(option, options)
+                return f"Invalid {key}: {option!r}; choose one of {options}" + did_you_mean(
+                    option, options
                 )
     return None

@@ -68,9 +68,11 @@ def _schema_2_name(config: dict) -> str:
     import hashlib
 
     def strip(node):
-        return {k: strip(v) for k, v in node.items() if v is not None} if isinstance(
-            node, dict
-        ) else node
+        return (
+            {k: strip(v) for k, v in node.items() if v is not None}
+            if isinstance(node, dict)
+            else node
+        )
 
     kept = {k: v for k, v in config.items() if k not in ("hydra", "paths", "logger", "tuning")}
     kept["trainer"] = {

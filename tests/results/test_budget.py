@@ -32,20 +32,51 @@ def sgd(lr: float) -> dict:
 
 def two_budgets(root):
     """The newcomer's mix: one long AdamW run beside a short AdamW and SGD sweep."""
-    write_run(root, "a_long", optimizer=adamw(1e-3), seed=0, val=[0.5, 0.80], test=[0.5, 0.79],
-              trainer=LONG)
+    write_run(
+        root,
+        "a_long",
+        optimizer=adamw(1e-3),
+        seed=0,
+        val=[0.5, 0.80],
+        test=[0.5, 0.79],
+        trainer=LONG,
+    )
     for seed, (val, test) in enumerate([(0.70, 0.71), (0.72, 0.70)]):
-        write_run(root, f"a_short{seed}", optimizer=adamw(1e-3), seed=seed, val=[val],
-                  test=[test], trainer=SHORT, train_subset=5000)
-        write_run(root, f"s_short{seed}", optimizer=sgd(0.05), seed=seed, val=[val + 0.05],
-                  test=[test + 0.06], trainer=SHORT, train_subset=5000)
+        write_run(
+            root,
+            f"a_short{seed}",
+            optimizer=adamw(1e-3),
+            seed=seed,
+            val=[val],
+            test=[test],
+            trainer=SHORT,
+            train_subset=5000,
+        )
+        write_run(
+            root,
+            f"s_short{seed}",
+            optimizer=sgd(0.05),
+            seed=seed,
+            val=[val + 0.05],
+            test=[test + 0.06],
+            trainer=SHORT,
+            train_subset=5000,
+        )
 
 
 def test_the_budget_is_everything_but_the_optimizer_and_the_seed():
-    base = {"dataset": {"name": "d", "root": "/a"}, "trainer": {"epochs": 1},
-            "optimizer": {"name": "sgd", "lr": 0.1}, "seed": 0}
-    same = {**base, "optimizer": {"name": "adamw", "lr": 1e-3}, "seed": 3,
-            "dataset": {"name": "d", "root": "/elsewhere"}}
+    base = {
+        "dataset": {"name": "d", "root": "/a"},
+        "trainer": {"epochs": 1},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "seed": 0,
+    }
+    same = {
+        **base,
+        "optimizer": {"name": "adamw", "lr": 1e-3},
+        "seed": 3,
+        "dataset": {"name": "d", "root": "/elsewhere"},
+    }
     assert budget_id(same) == budget_id(base), "the optimizer, seed and data path vary freely"
     assert budget_id({**base, "trainer": {"epochs": 2}}) != budget_id(base)
 
@@ -58,7 +89,9 @@ def test_runs_of_two_budgets_are_two_cells_never_paired_or_pooled(tmp_path):
     long_adamw = table.loc[("adamw", 1)]
     assert long_adamw["test_acc"] == 0.79 and "gap_to_sgd" not in long_adamw.dropna()
     short_adamw = table.loc[("adamw", 2)]
-    assert short_adamw["gap_to_sgd"] == pytest.approx(-0.06), "paired with the SGD of its own budget"
+    assert short_adamw["gap_to_sgd"] == pytest.approx(-0.06), (
+        "paired with the SGD of its own budget"
+    )
     assert set(tuning_curve(scores).groupby("budget")["k"].max()) == {1}, "one trial each"
 
 
@@ -81,8 +114,18 @@ def test_one_budget_needs_no_label():
 def test_the_missing_hint_reruns_the_same_budget(tmp_path, capsys):
     runs = tmp_path / "runs"
     for seed in (0, 1):
-        write_run(runs, f"s{seed}", optimizer=sgd(0.05), seed=seed, val=[0.7], test=[0.7],
-                  dataset="fashion_mnist", model="small_cnn", trainer=SHORT, train_subset=5000)
+        write_run(
+            runs,
+            f"s{seed}",
+            optimizer=sgd(0.05),
+            seed=seed,
+            val=[0.7],
+            test=[0.7],
+            dataset="fashion_mnist",
+            model="small_cnn",
+            trainer=SHORT,
+            train_subset=5000,
+        )
     frame, _, budgets = collect(runs)
     (cell,) = missing_cells(run_scores(frame), ["sgd", "rootfree_adam"], budgets)
     words = shlex.split(cell["command"])

@@ -178,7 +178,8 @@ def fashion_copy(folder: Path, altered: bool = False) -> Path:
 
 def as_if_interrupted(run: Path) -> None:
     status = json.loads((run / "status.json").read_text())
-    (run / "status.json").write_text(json.dumps({**status, "status": "interrupted"}))
+    marked = {**status, "status": "interrupted", "error": "SIGTERM at epoch 1, step 1"}
+    (run / "status.json").write_text(json.dumps(marked))
 
 
 def test_moved_data_resume_the_same_run_and_changed_data_are_refused(tmp_path):
@@ -195,7 +196,8 @@ def test_moved_data_resume_the_same_run_and_changed_data_are_refused(tmp_path):
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     last = refused.stderr.strip().splitlines()[-1]
     assert last.startswith(f"rootfree: Invalid dataset.root: '{changed}'; the data there")
-    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    status = json.loads((run / "status.json").read_text())
+    assert (status["status"], status["error"]) == ("interrupted", "SIGTERM at epoch 1, step 1")
 
 
 def test_a_relaunch_without_a_checkpoint_says_it_starts_over(tmp_path):
