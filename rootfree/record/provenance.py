@@ -45,6 +45,30 @@ def code_version() -> dict[str, Any]:
     }
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux's /proc/cpuinfo, else the platform's), None if unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict[str, Any]:
+    """What a CPU result depends on beyond the code: the CPU model, the instruction set torch's
+    kernels chose (``cpu_capability``: a rerun on another one may differ in the last bits), the
+    GPU. Two launches that differ here may not be bitwise alike."""
+    import torch
+
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
 def provenance() -> dict[str, Any]:
     import torch
 
@@ -61,6 +85,7 @@ def provenance() -> dict[str, Any]:
         if torch.cuda.is_available()
         else platform.processor(),
         "host": platform.node(),
+        **machine(),
         "threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,

@@ -15,6 +15,7 @@ from rootfree.results.tables import (
     missing_cells,
     precision_table,
     skipped_note,
+    with_holm,
 )
 from rootfree.results.tuning import tuning_curve
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scores = run_scores(frame, args.epoch)
     chosen = select_best(scores)
-    table = comparison_table(scores, chosen)
+    table = with_holm(comparison_table(scores, chosen))
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "runs.csv", index=False)
     table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")

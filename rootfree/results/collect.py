@@ -25,12 +25,17 @@ class Collected(NamedTuple):
     budgets: dict[str, dict]  # budget id -> its settings, flat (results.budget.budget_settings)
 
 
-def _provenance(record: RunRecord) -> dict[str, str | None]:
-    """The code version and data a run came from; ``mixed`` if its launches disagree."""
-    out = {}
-    for key, column in (("git_commit", "git_commit"), ("dataset_checksum", "dataset_checksum")):
+PROVENANCE_COLUMNS = ("git_commit", "dataset_checksum", "cpu_capability")
+
+
+def _provenance(record: RunRecord) -> dict[str, str | bool | None]:
+    """The code version, data and CPU kind a run came from (``mixed`` if its launches
+    disagree), and whether any launch ran from a tree with uncommitted changes."""
+    out: dict[str, str | bool | None] = {}
+    for key in PROVENANCE_COLUMNS:
         values = {launch.get(key) for launch in record.launches}
-        out[column] = values.pop() if len(values) == 1 else ("mixed" if values else None)
+        out[key] = values.pop() if len(values) == 1 else ("mixed" if values else None)
+    out["git_dirty"] = any(launch.get("git_dirty") for launch in record.launches)
     return out
 
 

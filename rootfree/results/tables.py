@@ -10,19 +10,27 @@ from rootfree.optim import OPTIMIZERS, get_optimizer_spec
 from rootfree.results.budget import rerun_overrides
 from rootfree.results.collect import PAPER_COLUMNS
 from rootfree.results.select import CELL, PANEL
-from rootfree.results.stats import paired_difference, summarize, welch_difference
+from rootfree.results.stats import holm, paired_difference, summarize, welch_difference
 
 REFERENCE = "sgd"
 UNFINISHED = ("running", "stale", "interrupted")
 
 
 def provenance_flag(runs: pd.DataFrame) -> str:
-    """'' when every seed ran the same code on the same data; else what differs."""
+    """'' when every seed ran the same committed code on the same data and CPU kind; else what
+    differs, and "dirty tree" when a seed ran uncommitted code (its commit is not its code)."""
     flags = []
-    for column, label in (("git_commit", "commits"), ("dataset_checksum", "datasets")):
+    labels = (
+        ("git_commit", "commits"),
+        ("dataset_checksum", "datasets"),
+        ("cpu_capability", "CPU kinds"),
+    )
+    for column, label in labels:
         values = runs[column].dropna() if column in runs else pd.Series(dtype=object)
         if "mixed" in set(values) or values.nunique() > 1:
             flags.append(f"mixed {label}")
+    if "git_dirty" in runs and runs["git_dirty"].fillna(False).astype(bool).any():
+        flags.append("dirty tree")
     return ", ".join(flags)
 
 
@@ -62,7 +70,7 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         reference = index.get((*_panel(cell), REFERENCE))
         if reference is not None and cell["optimizer"] != REFERENCE:
             gap = _welch_gap(scores, accuracy, reference)
-            row.update(gap_to_sgd=gap["diff"], gap_ci95=gap["ci"])
+            row.update(gap_to_sgd=gap["diff"], gap_ci95=gap["ci"], gap_p=gap["p"])
         spec = get_optimizer_spec(cell["optimizer"])
         counterpart = index.get((*_panel(cell), spec.counterpart)) if spec.counterpart else None
         if counterpart is not None:
@@ -70,6 +78,7 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
             row.update(
                 vs_counterpart=paired["diff"],
                 vs_counterpart_ci95=paired["ci"],
+                vs_counterpart_p=paired["p"],
                 pairs=paired["pairs"],
             )
         first = runs.iloc[0]
@@ -95,13 +104,47 @@ def with_gap_to(
         reference = index.get((*_panel(row), baseline))
         cell = index[tuple(row[c] for c in CELL)]
         if reference is None or row["optimizer"] == baseline:
-            gaps.append({"diff": math.nan, "ci": math.nan})
+            gaps.append({"diff": math.nan, "ci": math.nan, "p": math.nan})
             continue
         gaps.append(_welch_gap(scores, _test_by_seed(scores, cell["setting"]), reference))
     return table.assign(
         **{
             f"gap_to_{baseline}": [g["diff"] for g in gaps],
             f"gap_to_{baseline}_ci95": [g["ci"] for g in gaps],
+            f"gap_to_{baseline}_p": [g["p"] for g in gaps],
+        }
+    )
+
+
+def _test_key(column: str, row) -> tuple:
+    """Which test a p-value column holds for a row, so one Welch comparison that two rows
+    report (AdamW vs SGD, SGD vs AdamW) counts once in the family."""
+    panel = _panel(row)
+    if column == "vs_counterpart_p":
+        return (*panel, "paired", row["optimizer"])
+    baseline = REFERENCE if column == "gap_p" else column[len("gap_to_") : -len("_p")]
+    return (*panel, "welch", frozenset((row["optimizer"], baseline)))
+
+
+def with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a Holm-adjusted twin (``<column>_holm``) of every p-value column
+    (``*_p``), the family being every distinct test in the table, so a reading that survives
+    it is not one lucky comparison among many."""
+    columns = [c for c in table if c.endswith("_p")]
+    tested = {
+        _test_key(c, row): p
+        for c in columns
+        for _, row in table.iterrows()
+        if not math.isnan(p := float(row[c]))
+    }
+    adjusted = dict(zip(tested, holm(list(tested.values()))))
+    return table.assign(
+        **{
+            f"{c}_holm": [
+                math.nan if math.isnan(float(row[c])) else adjusted[_test_key(c, row)]
+                for _, row in table.iterrows()
+            ]
+            for c in columns
         }
     )
 
@@ -164,6 +207,8 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
             gap = row.get("gap_to_sgd", math.nan)
             if isinstance(gap, float) and math.isfinite(gap):
                 text += f", {'+' if gap >= 0 else '−'}{_percent(abs(gap), row['gap_ci95'])} vs SGD"
+                if math.isfinite(row.get("gap_p_holm", math.nan)):
+                    text += f" (Holm p {row['gap_p_holm']:.2g})"
             cells.setdefault(row["optimizer"], {})[title] = text
     compact = pd.DataFrame.from_dict(cells, orient="index").fillna("–")
     compact = compact.loc[sorted(compact.index, key=lambda name: order.get(name, len(order)))]
@@ -175,7 +220,8 @@ def compact_markdown(table: pd.DataFrame, title: str) -> str:
     splits = ", ".join(sorted(set(table["selection_split"]))) if len(table) else "none"
     note = (
         f"Test accuracy in %, mean ± 95% CI over n seeds of the setting chosen on the **{splits}** "
-        "split; bold: the best mean of the column; then the difference to SGD (Welch 95% CI). "
+        "split; bold: the best mean of the column; then the difference to SGD (Welch 95% CI; "
+        "p-value Holm-adjusted over every test in comparison.csv). "
         "Every column is in comparison.csv and comparison.tex.\n\n"
     )
     return f"# {title}\n\n{note}" + compact_table(table).to_markdown(index=False) + "\n"

@@ -23,6 +23,7 @@ from rootfree.results.tables import (
     comparison_table,
     skipped_note,
     with_gap_to,
+    with_holm,
 )
 from rootfree.results.transfer import paired_to_base, transfer_table
 from rootfree.results.tuning import tuning_curve
@@ -55,7 +56,8 @@ def report_question(
     scores = run_scores(frame)
     chosen = select_best(scores)
     out.mkdir(parents=True, exist_ok=True)
-    table = with_gap_to(with_mdd(comparison_table(scores, chosen)), scores, chosen, "adamw")
+    table = comparison_table(scores, chosen)
+    table = with_holm(with_gap_to(with_mdd(table), scores, chosen, "adamw"))
     table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))

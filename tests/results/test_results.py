@@ -287,3 +287,61 @@ def test_seeds_from_different_code_or_data_are_flagged(tmp_path):
     scores = run_scores(collect_runs(tmp_path))
     (row,) = comparison_table(scores, select_best(scores)).to_dict("records")
     assert row["provenance"] == "mixed commits"
+
+
+def test_holm_adjusts_a_family_step_down_and_leaves_non_tests_out():
+    from rootfree.results.stats import holm
+
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    nan, *rest = holm([math.nan, 0.5, 0.6])
+    assert math.isnan(nan) and rest == [1.0, 1.0]
+
+
+def test_p_values_match_scipys_tests():
+    a, b = [0.71, 0.74, 0.77, 0.70], [0.66, 0.70, 0.69]
+    welch = scipy.stats.ttest_ind(a, b, equal_var=False)
+    from rootfree.results.stats import welch_difference
+
+    assert welch_difference(a, b)["p"] == pytest.approx(welch.pvalue)
+    mine, theirs = {0: 0.9, 1: 0.8, 2: 0.75, 3: 0.7}, {0: 0.85, 1: 0.79, 2: 0.7, 3: 0.71}
+    rel = scipy.stats.ttest_rel([mine[s] for s in range(4)], [theirs[s] for s in range(4)])
+    assert paired_difference(mine, theirs)["p"] == pytest.approx(rel.pvalue)
+
+
+def test_the_table_adjusts_every_p_value_in_it_as_one_family(tmp_path):
+    from rootfree.results.stats import holm
+    from rootfree.results.tables import with_holm
+
+    golden_runs(tmp_path)
+    scores = run_scores(collect_runs(tmp_path))
+    table = with_holm(comparison_table(scores, select_best(scores)))
+    raw = [*table["gap_p"], *table["vs_counterpart_p"]]
+    assert sum(not math.isnan(p) for p in raw) == 3, "two gaps to SGD and one paired test"
+    expected = holm(raw)
+    assert [*table["gap_p_holm"], *table["vs_counterpart_p_holm"]] == pytest.approx(
+        expected, nan_ok=True
+    )
+    assert all(h >= p for h, p in zip(expected, raw) if not math.isnan(p))
+
+
+def test_a_comparison_two_rows_report_counts_once_in_the_family(tmp_path):
+    from rootfree.results.stats import holm
+    from rootfree.results.tables import with_gap_to, with_holm
+
+    golden_runs(tmp_path)
+    scores = run_scores(collect_runs(tmp_path))
+    chosen = select_best(scores)
+    table = with_holm(with_gap_to(comparison_table(scores, chosen), scores, chosen, "rmsprop"))
+    rows = table.set_index("optimizer")
+    assert rows.loc["sgd", "gap_to_rmsprop_p"] == pytest.approx(rows.loc["rmsprop", "gap_p"])
+    distinct = [
+        rows.loc["rmsprop", "gap_p"],
+        rows.loc["rootfree_rmsprop", "gap_p"],
+        rows.loc["rootfree_rmsprop", "gap_to_rmsprop_p"],
+        rows.loc["rootfree_rmsprop", "vs_counterpart_p"],
+    ]
+    expected = dict(zip(["rms-sgd", "rf-sgd", "rf-rms", "paired"], holm(distinct)))
+    assert rows.loc["sgd", "gap_to_rmsprop_p_holm"] == pytest.approx(expected["rms-sgd"])
+    assert rows.loc["rmsprop", "gap_p_holm"] == pytest.approx(expected["rms-sgd"])
+    assert rows.loc["rootfree_rmsprop", "gap_to_rmsprop_p_holm"] == pytest.approx(expected["rf-rms"])

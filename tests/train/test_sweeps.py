@@ -44,7 +44,7 @@ def test_sweep_through_submitit_local_executor(tmp_path):
 
 
 def test_a_sweep_reports_each_job_and_sums_up(tmp_path):
-    train_py(*SMALL, "seed=0", runs=tmp_path)
+    train_py(*SMALL, "seed=0", "optimizer.lr=1e-3", runs=tmp_path)
     result = train_py("-m", *SMALL, "seed=0,1", "optimizer.lr=1e-3,-1", runs=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
