@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rootfree.record import read_run
-from rootfree.record.provenance import REPO
+from rootfree.record.provenance import REPO, machine
 
 TIMING = ("train_seconds", "wall_seconds", "images_per_second")
 ENVIRONMENT = (
@@ -122,11 +122,17 @@ def reproduce(run: Path, epochs: int | None = None, keep: Path | None = None) ->
     return _verdict(record, again, launch, epochs)
 
 
+def _known(value: Any) -> str:
+    return "unrecorded" if value is None else str(value)
+
+
 def _verdict(record, again, launch: dict, epochs: int | None) -> int:
     wanted = record.metrics[:epochs] if epochs else record.metrics
     difference = first_difference(wanted, again.metrics)
-    changes = environment_differences(launch, again.launches[-1] if again.launches else {})
-    env = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()) or "none"
+    # the rerun ran here: this machine's facts, whatever the old commit's provenance recorded
+    here = {**(again.launches[-1] if again.launches else {}), **machine()}
+    changes = environment_differences(launch, here)
+    env = ", ".join(f"{k} {_known(a)} -> {_known(b)}" for k, (a, b) in changes.items()) or "none"
     if difference is None and len(again.metrics) >= len(wanted):
         print(
             f"bitwise: {len(wanted)} epoch(s), every logged number equal; environment changes: {env}"
