@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rootfree.results.stability import run_stability
+
 PANEL = ["dataset", "model", "budget"]  # what a table column or a figure holds fixed
 CELL = [*PANEL, "optimizer"]
 EPOCH_POLICIES = ("final", "best")
 
 
 def run_scores(frame: pd.DataFrame, epoch: str = "final") -> pd.DataFrame:
-    """One row per run: its val and test accuracy at the final epoch, or at its best-val epoch.
+    """One row per run: its val and test accuracy at the final epoch, or at its best-val epoch,
+    and its stability over all its epochs (worst_acc_drop, loss_spike; ``results.stability``).
 
     Diverged and failed runs keep their row with NaN scores, so they are counted, never dropped.
     """
@@ -37,7 +40,9 @@ def run_scores(frame: pd.DataFrame, epoch: str = "final") -> pd.DataFrame:
             if not c.startswith(("train_", "val_", "test_")) and c not in per_epoch
         ]
     ]
-    scores = runs.merge(chosen, on="run", how="left")
+    scores = runs.merge(chosen, on="run", how="left").merge(
+        run_stability(frame), on="run", how="left"
+    )
     unfinished = scores["status"] != "done"
     scores.loc[unfinished, ["val_acc", "test_acc"]] = float("nan")
     return scores

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rootfree.results.select import CELL
+from rootfree.results.select import CELL, select_best
+from rootfree.results.stability import COLLAPSE
 from rootfree.results.stats import summarize
 
 
@@ -191,3 +192,44 @@ def minimal_detectable_difference(
         return math.nan
     dof = 2 * n - 2
     return (stats.t.ppf(1 - alpha / 2, dof) + stats.t.ppf(power, dof)) * std * math.sqrt(2 / n)
+
+
+def stable(scores: pd.DataFrame, chosen: pd.DataFrame, limit: float = COLLAPSE) -> pd.DataFrame:
+    """No seed of the chosen setting collapses: its running training accuracy never falls more
+    than ``limit`` below its best so far (``worst_acc_drop``, from ``run_scores``)."""
+    rows = []
+    for _, cell in chosen.iterrows():
+        runs = scores[(scores["setting"] == cell["setting"]) & (scores["status"] == "done")]
+        value = float(runs["worst_acc_drop"].max()) if len(runs) else math.nan
+        check = "worst fall of running train accuracy (worst seed)"
+        rows.append(_row(cell, check, value, f"< {limit:g}", value < limit))
+    return pd.DataFrame(rows)
+
+
+def stable_alternatives(
+    scores: pd.DataFrame, chosen: pd.DataFrame, limit: float = COLLAPSE
+) -> pd.DataFrame:
+    """Per chosen cell: its worst seed's fall of running train accuracy and, where it collapses,
+    the setting the same selection rule picks among the trials that never fall by ``limit``
+    (their runs so far: the search's seed 0), with its validation and test accuracy."""
+    collapsed = set(scores.loc[scores["worst_acc_drop"] >= limit, "setting"])
+    steady = scores[~scores["setting"].isin(collapsed)]
+    alternatives = select_best(steady).set_index(CELL) if len(steady) else pd.DataFrame()
+    rows = []
+    for _, cell in chosen.iterrows():
+        mine = scores[(scores["setting"] == cell["setting"]) & (scores["status"] == "done")]
+        row = {c: cell[c] for c in CELL}
+        row |= {"chosen_worst_drop": float(mine["worst_acc_drop"].max()), "stable_setting": ""}
+        key = tuple(cell[c] for c in CELL)
+        if row["chosen_worst_drop"] >= limit and key in alternatives.index:
+            setting = alternatives.loc[key, "setting"]
+            runs = scores[(scores["setting"] == setting) & scores["val_acc"].notna()]
+            row |= {
+                "stable_setting": setting,
+                "stable_seeds": len(runs),
+                "stable_val_acc": float(runs["val_acc"].mean()),
+                "stable_test_acc": float(runs["test_acc"].mean()),
+                "stable_worst_drop": float(runs["worst_acc_drop"].max()),
+            }
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -17,6 +17,7 @@ from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import CELL, run_scores, select_best
+from rootfree.results.stability import worst_drop
 from rootfree.results.stats import summarize
 from rootfree.results.tables import (
     compact_markdown,
@@ -36,6 +37,7 @@ CHECKS = {
     "tuning": lambda frame, scores, chosen, q: validity.tuning_saturated(scores, chosen),
     "seeds": lambda frame, scores, chosen, q: validity.enough_seeds(chosen, q.spec["seeds"]),
     "plateau": lambda frame, scores, chosen, q: validity.plateaued(frame, chosen, "adamw"),
+    "stable": lambda frame, scores, chosen, q: validity.stable(scores, chosen),
     "bracketed": lambda frame, scores, chosen, q: validity.bracketed(
         scores, chosen, {o: q.space(o) for o in q.spec["optimizers"]}, q.spec["margin"]
     ),
@@ -71,6 +73,7 @@ def report_question(
     checks = pd.concat([r for r in rows if not r.empty], ignore_index=True)
     write_checks(question, checks, out)
     write_robustness(robustness_table(scores, run_scores(frame, "best"), chosen), out)
+    write_stability(validity.stable_alternatives(scores, chosen), out)
     curve = tuning_curve(scores)
     curve.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
     error_curves(frame, chosen, out, "epoch")
@@ -167,8 +170,23 @@ def write_robustness(table: pd.DataFrame, out: Path) -> None:
     (out / "robustness.md").write_text(text + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
 
 
+def write_stability(table: pd.DataFrame, out: Path) -> None:
+    table.to_csv(out / "stability.csv", index=False, float_format="%.6g")
+    text = (
+        "# Does the chosen setting collapse, and what is the best one that does not?\n\n"
+        "chosen_worst_drop: the largest fall of the running training accuracy below its best so\n"
+        f"far, over the chosen setting's seeds; a fall of {validity.COLLAPSE:g} or more is a collapse\n"
+        "(the `stable` check). Where the chosen setting collapses, stable_setting is the one the\n"
+        "same rule (best mean validation accuracy on the seeds every trial shares) picks among\n"
+        "the trials whose runs never collapse, with its mean validation and test accuracy over\n"
+        "its runs so far (stable_seeds: usually the search's seed 0 alone).\n\n"
+    )
+    (out / "stability.md").write_text(text + table.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+
 def cell_row(records: list) -> dict:
-    """Seeds, test accuracy mean and CI, mean validation and final train accuracy, the fraction
+    """Seeds, test accuracy mean and CI, mean validation and final train accuracy, the worst
+    seed's fall of running train accuracy, the fraction
     of second-moment coordinates still at S0, training images/s (each run's median epoch, so
     an epoch the machine paused does not count), optimizer state MiB, the final Kronecker
     factors' median condition number, runs that diverged and runs that did not finish."""
@@ -184,6 +202,7 @@ def cell_row(records: list) -> dict:
         "ci95": test["ci"],
         "val_acc": final("val_acc"),
         "train_acc": final("train_acc"),
+        "worst_drop": max((_worst_drop(r) for r in done), default=math.nan),
         "s_at_init": final("second_moment_at_init"),
         "images_per_s": _mean(
             [_median([m.get("images_per_second") for m in r.metrics]) for r in done]
@@ -193,6 +212,11 @@ def cell_row(records: list) -> dict:
         "diverged": sum(r.state == "diverged" for r in records),
         "not_done": sum(r.state != "done" for r in records),
     }
+
+
+def _worst_drop(record) -> float:
+    """The run's largest fall of running train accuracy below its best so far."""
+    return worst_drop([float(m.get("train_acc", math.nan)) for m in record.metrics])
 
 
 def _mean(values: list) -> float:
@@ -234,7 +258,9 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
     text = (
         f"# {question.spec['title']}\n\n"
         "Test accuracy in %, +- the 95% CI over seeds; val_acc: mean validation accuracy in %;\n"
-        "train_acc: the last epoch's running training accuracy; s_at_init: the fraction of\n"
+        "train_acc: the last epoch's running training accuracy; worst_drop: the largest fall of\n"
+        "the running training accuracy below its best so far, worst seed (0.1 or more: a\n"
+        "collapse); s_at_init: the fraction of\n"
         "second-moment coordinates still exactly at S0; images_per_s: training throughput, the\n"
         "median epoch (one thread, two runs sharing the machine); state_mib: the optimizer's\n"
         "state; factor_cond: the final Kronecker factors' K K^T, median condition number over\n"

@@ -134,3 +134,49 @@ def test_a_direct_test_passes_while_its_best_cell_gains_less_than_the_seed_ci():
     assert (above["best"], above["passed"]) == ("120", False)
     assert above["gain"] == pytest.approx(0.835 - 0.81)
     assert not direct_test({"60": []}, reference)["passed"], "no finished cell tests nothing"
+
+
+def test_worst_drop_and_spike_measure_a_collapse_that_recovers():
+    from rootfree.results.stability import largest_spike, worst_drop
+
+    assert worst_drop([0.5, 0.7, 0.9, 0.95]) == 0.0
+    assert worst_drop([0.5, 0.8, 0.3, 0.9, 0.85]) == pytest.approx(0.5), "from 0.8 down to 0.3"
+    assert worst_drop([0.5, float("nan"), 0.4]) == pytest.approx(0.1)
+    assert largest_spike([2.0, 1.0, 0.5, 1.5, 0.4]) == pytest.approx(3.0), "1.5 over 0.5"
+    assert largest_spike([2.0, 1.0]) == 1.0
+
+
+def stability_scores():
+    """Setting a (chosen: best validation) collapses in one of its two seeds; b never does."""
+    rows = []
+    for setting, seed, drop, val, test in [
+        ("a", 0, 0.02, 0.90, 0.88),
+        ("a", 1, 0.40, 0.89, 0.87),
+        ("b", 0, 0.03, 0.86, 0.85),
+        ("c", 0, 0.50, 0.95, 0.80),
+    ]:
+        rows.append(
+            {"run": f"{setting}{seed}", "setting": setting, "seed": seed, "val_acc": val}
+            | {"test_acc": test, "worst_acc_drop": drop, "selection_split": "val"}
+            | {"budget_label": ""}
+        )
+    return cell_frame(rows)
+
+
+def test_the_stable_check_fails_a_chosen_setting_that_collapses_in_any_seed():
+    from rootfree.results.validity import stable
+
+    scores = stability_scores()
+    (row,) = stable(scores, CHOSEN).to_dict("records")
+    assert row["value"] == pytest.approx(0.40) and not row["passed"]
+    (row,) = stable(scores, CHOSEN.assign(setting="b")).to_dict("records")
+    assert row["passed"]
+
+
+def test_the_best_stable_setting_leaves_out_every_setting_with_a_collapsed_run():
+    from rootfree.results.validity import stable_alternatives
+
+    (row,) = stable_alternatives(stability_scores(), CHOSEN).to_dict("records")
+    assert row["chosen_worst_drop"] == pytest.approx(0.40)
+    assert row["stable_setting"] == "b", "a and c each have a collapsed run"
+    assert (row["stable_val_acc"], row["stable_test_acc"]) == (0.86, 0.85)
