@@ -91,14 +91,17 @@ def test_tuning_is_saturated_when_more_trials_gain_less_than_seed_noise():
     assert row["passed"] == (gain < ci)
 
 
-def test_convergence_reads_the_final_model_evaluation_where_every_seed_has_one():
+def test_convergence_reports_both_measures_where_every_seed_has_the_final_model():
+    """The criterion moved from the running mean to the final model after SGD failed the
+    first: both rows stay, so a switch made after a failure shows."""
     rows = [
         {"run": "r0", "setting": "a", "epoch": 2, "step": 40, "train_acc": 0.985},
         {"run": "r1", "setting": "a", "epoch": 2, "step": 40, "train_acc": 0.989},
     ]
     evaluated = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, 0.991))])
-    (row,) = converged(evaluated, CHOSEN).to_dict("records")
-    assert row["value"] == 0.991 and row["passed"] and "final model" in row["check"]
+    running, final = converged(evaluated, CHOSEN).to_dict("records")
+    assert running["value"] == 0.985 and not running["passed"] and "running mean" in running["check"]
+    assert final["value"] == 0.991 and final["passed"] and "final model" in final["check"]
     partly = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, None))])
     (row,) = converged(partly, CHOSEN).to_dict("records")
     assert row["value"] == 0.985 and not row["passed"] and "running mean" in row["check"]
