@@ -9,6 +9,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
 
     rootfree-study plan                 # the runs, their estimated CPU time, what has settled
     rootfree-study run --jobs 2         # run (or resume) everything, single-threaded jobs
+    rootfree-study run --launcher slurm --device cuda --jobs 64 --slurm slurm_partition=gpu
     rootfree-study collect              # copy finished records, rebuild their tables
     rootfree-study report               # tables, checks, plots from the records
 """
@@ -24,6 +25,7 @@ import yaml
 from rootfree.optim import OPTIMIZERS
 from rootfree.study import schedule
 from rootfree.study.design import DESIGN, Question, check_design, plan
+from rootfree.study.launchers import LAUNCHERS, make_launch
 from rootfree.study.report import CHECKS, report
 from rootfree.study.schedule import collect_records, run_all, settled_counts
 
@@ -32,6 +34,17 @@ def fail(message: str) -> None:
     """One line on stderr and exit status 2, before anything runs."""
     print(f"rootfree-study: error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def _parameters(pairs: list[str]) -> dict:
+    """--slurm KEY=VALUE pairs, values read as YAML (numbers stay numbers)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--slurm: {pair!r} is not KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def most_settled(*counts: dict[str, int]) -> dict[str, int]:
@@ -69,6 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         "--device", default="cpu", choices=["cpu", "cuda"], help="cuda packs the runs on one GPU"
     )
     parser.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
+    parser.add_argument(
+        "--launcher",
+        default="local",
+        choices=LAUNCHERS,
+        help="where runs execute: here, as SLURM jobs (submitit), or submitit's local executor",
+    )
+    parser.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a submitit parameter over conf/hydra/launcher/slurm.yaml's, e.g. slurm_partition=gpu",
+    )
     args = parser.parse_args(argv)
     design = yaml.safe_load(args.design.read_text())["questions"]
     try:
@@ -94,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         if args.retry_failed:
             schedule.SETTLED.remove("failed")
-        run_all(questions, everything, args.jobs, args.runs / "logs", args.device)
+        launch = make_launch(args.launcher, args.runs / "submitit", _parameters(args.slurm))
+        run_all(questions, everything, args.jobs, args.runs / "logs", args.device, launch)
     if args.command in ("run", "collect"):
         collect_records(questions, args.out)
     # records and the tables built from them always change together

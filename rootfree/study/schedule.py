@@ -155,8 +155,11 @@ def run_all(
     jobs: int,
     logs: Path,
     device: str = "cpu",
+    launch=None,
 ) -> None:
-    """Keep ``jobs`` runs going (on one GPU they share it) until nothing is pending."""
+    """Keep ``jobs`` runs going (on one GPU they share it) until nothing is pending; ``launch``
+    runs one (``study.launchers``; default: a subprocess here)."""
+    launch = launch or train
     running: dict[Future, tuple[str, ...]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while True:
@@ -165,7 +168,7 @@ def run_all(
                 for overrides in pending(question, everything):
                     if len(running) < jobs and tuple(overrides) not in busy:
                         log_path = logs / run_path(overrides).with_suffix(".log").name
-                        running[pool.submit(train, overrides, log_path, device)] = tuple(overrides)
+                        running[pool.submit(launch, overrides, log_path, device)] = tuple(overrides)
                         busy.add(tuple(overrides))
             if not running:
                 return

@@ -420,3 +420,27 @@ def test_the_study_help_says_what_it_does_in_whole_sentences(capsys):
     assert description.startswith("rootfree-study (make study): run, collect and report")
     assert description.rstrip().endswith("N runs at a time."), description
     assert "--out OUT" in out and "the committed records" in out
+
+
+def test_the_study_runs_through_submitit_jobs_as_on_a_cluster(tmp_path):
+    """--launcher submitit_local: each run a submitit job (the SLURM path's executor, on this
+    machine); the search, the reseeding and the collection work as with local runs."""
+    tiny = {**DESIGN["questions"]["tiny"], "trials": [2, 1]}
+    design = tmp_path / "study.yaml"
+    design.write_text(yaml.safe_dump({"questions": {"tiny": tiny}}, sort_keys=False))
+    args = ["--design", str(design), *inside(tmp_path), "--launcher", "submitit_local"]
+    assert study_main(["run", *args, "--jobs", "2", "--slurm", "timeout_min=10"]) == 0
+    records = list(iter_runs(tmp_path / "runs" / "tiny"))
+    assert len(records) == 4 and all(r.state == "done" for r in records), "2 + 1 trials, 1 seed"
+    jobs = list((tmp_path / "runs" / "submitit").glob("*/*_result.pkl"))
+    assert len(jobs) == 4, "every run went through a submitit job"
+    assert len(list((tmp_path / "out" / "tiny").iterdir())) == 4
+
+
+def test_slurm_resources_default_to_the_train_apps_launcher_config():
+    from rootfree.study.launchers import slurm_parameters
+
+    parameters = slurm_parameters({"slurm_partition": "gpu", "timeout_min": 30})
+    assert parameters["timeout_min"] == 30 and parameters["slurm_partition"] == "gpu"
+    assert parameters["gpus_per_node"] == 1 and parameters["cpus_per_task"] == 8
+    assert "slurm_account" not in parameters, "null keys are left out"
