@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a submitit parameter over conf/hydra/launcher/slurm.yaml's, e.g. slurm_partition=gpu",
     )
     args = parser.parse_args(argv)
-    design = yaml.safe_load(args.design.read_text())["questions"]
+    document = yaml.safe_load(args.design.read_text())
+    design, unit = document["questions"], document.get("unit", "CPU")
     try:
         check_design(design, OPTIMIZERS, CHECKS)
     except ValueError as error:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for q in questions
         }
-        plan(questions, args.jobs, settled)
+        plan(questions, args.jobs, settled, unit)
         return 0
     if args.command == "run":
         if args.retry_failed:

@@ -288,9 +288,12 @@ def plan_lines(
     return [(what, *counts) for what, counts in folded.items()]
 
 
-def plan(questions: list[Question], jobs: int, settled: dict[str, dict[str, int]]) -> float:
-    """Print the runs of each question with their estimated CPU minutes and how many are
-    settled already (``settled``: question -> plan row -> runs); return the CPU hours left."""
+def plan(
+    questions: list[Question], jobs: int, settled: dict[str, dict[str, int]], unit: str = "CPU"
+) -> float:
+    """Print the runs of each question with their estimated minutes (``unit``: what a run
+    occupies, a CPU thread or a GPU) and how many are settled already (``settled``: question ->
+    plan row -> runs); return the hours left."""
     total = left = 0.0
     for question in questions:
         print(f"{question.name}: {question.spec['title']}")
@@ -299,11 +302,11 @@ def plan(questions: list[Question], jobs: int, settled: dict[str, dict[str, int]
             each = cpu / runs if runs else 0.0
             total, left = total + cpu, left + each * (runs - done)
             print(
-                f"  {what:22s} {runs:4d} runs x {each:4.1f} min = {cpu:6.1f} CPU min"
+                f"  {what:22s} {runs:4d} runs x {each:4.1f} min = {cpu:6.1f} {unit} min"
                 f"  {done:4d} settled"
             )
     print(
-        f"total: {total / 60:.1f} CPU hours; left: {left / 60:.1f}, "
+        f"total: {total / 60:.1f} {unit} hours; left: {left / 60:.1f}, "
         f"about {left / 60 / jobs:.1f} h with {jobs} jobs"
     )
     return left / 60

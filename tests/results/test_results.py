@@ -344,4 +344,6 @@ def test_a_comparison_two_rows_report_counts_once_in_the_family(tmp_path):
     expected = dict(zip(["rms-sgd", "rf-sgd", "rf-rms", "paired"], holm(distinct)))
     assert rows.loc["sgd", "gap_to_rmsprop_p_holm"] == pytest.approx(expected["rms-sgd"])
     assert rows.loc["rmsprop", "gap_p_holm"] == pytest.approx(expected["rms-sgd"])
-    assert rows.loc["rootfree_rmsprop", "gap_to_rmsprop_p_holm"] == pytest.approx(expected["rf-rms"])
+    assert rows.loc["rootfree_rmsprop", "gap_to_rmsprop_p_holm"] == pytest.approx(
+        expected["rf-rms"]
+    )

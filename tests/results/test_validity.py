@@ -100,7 +100,9 @@ def test_convergence_reports_both_measures_where_every_seed_has_the_final_model(
     ]
     evaluated = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, 0.991))])
     running, final = converged(evaluated, CHOSEN).to_dict("records")
-    assert running["value"] == 0.985 and not running["passed"] and "running mean" in running["check"]
+    assert (
+        running["value"] == 0.985 and not running["passed"] and "running mean" in running["check"]
+    )
     assert final["value"] == 0.991 and final["passed"] and "final model" in final["check"]
     partly = cell_frame([{**r, "train_eval_acc": e} for r, e in zip(rows, (0.993, None))])
     (row,) = converged(partly, CHOSEN).to_dict("records")

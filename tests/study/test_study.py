@@ -444,3 +444,33 @@ def test_slurm_resources_default_to_the_train_apps_launcher_config():
     assert parameters["timeout_min"] == 30 and parameters["slurm_partition"] == "gpu"
     assert parameters["gpus_per_node"] == 1 and parameters["cpus_per_task"] == 8
     assert "slurm_account" not in parameters, "null keys are left out"
+
+
+def test_the_paper_scale_study_composes_and_plans_in_gpu_hours(tmp_path, capsys):
+    """experiments/study_paper.yaml: every question's runs compose into configs that pass the
+    config check (the data live on the cluster, so their files are not looked for), and the
+    plan prints its GPU-hour estimate."""
+    from rootfree.compose import compose_overrides
+    from rootfree.train.validate import validate_config
+    from tests.train.helpers import ROOT
+
+    path = ROOT / "experiments" / "study_paper.yaml"
+    assert study_main(["plan", "--design", str(path), *inside(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"total: \d+\.\d GPU hours; left: \d+\.\d", out), out
+    questions = yaml.safe_load(path.read_text())["questions"]
+    every = {n: study_design.Question(n, q, tmp_path) for n, q in questions.items()}
+    for name, spec in questions.items():
+        if spec.get("kind") == "computation":
+            continue
+        source = every[spec.get("from", name)]
+        optimizers = [spec["optimizer"]] if "grid" in spec else spec["optimizers"]
+        cells = study_design.grid_cells(spec) if "grid" in spec else [((), [])]
+        for optimizer in optimizers:
+            setting = source.stage1(optimizer)[0]
+            for _, extra in cells:
+                config = compose_overrides(source.overrides(optimizer, setting, 0, extra))
+                validate_config(config, check_data=False)
+                assert (
+                    config["trainer"]["epochs"] in (210, 300) and config["trainer"]["amp"] == "bf16"
+                )
