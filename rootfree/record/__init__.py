@@ -12,10 +12,15 @@ from rootfree.record.hashing import (
 )
 from rootfree.record.lock import RunLock, is_locked
 from rootfree.record.reader import RunRecord, iter_runs, read_run
-from rootfree.record.rundir import FINAL_STATUSES, RECORD_FILES, STATUSES, RunDir, parse_metrics
+from rootfree.record.rundir import (
+    RECORD_FILES,
+    STATUSES,
+    RunDir,
+    RunStatus,
+    parse_metrics,
+)
 
 __all__ = [
-    "FINAL_STATUSES",
     "HASH_EXCLUDED",
     "RECORD_FILES",
     "SCHEMA",
@@ -24,6 +29,7 @@ __all__ = [
     "RunDir",
     "RunLock",
     "RunRecord",
+    "RunStatus",
     "budget_id",
     "config_hash",
     "hash_matches",

@@ -10,7 +10,7 @@ from typing import Any
 from rootfree.record.hashing import hash_matches
 from rootfree.record.lock import is_locked
 from rootfree.record.provenance import launches
-from rootfree.record.rundir import RunDir, parse_metrics
+from rootfree.record.rundir import RunDir, RunStatus, parse_metrics
 
 
 @dataclass
@@ -25,7 +25,7 @@ class RunRecord:
     launches: list[dict[str, Any]] = field(default_factory=list)
     final_eval: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
-    state: str = "unreadable"
+    state: str = RunStatus.UNREADABLE.value  # a RunStatus value
 
     @property
     def name(self) -> str:
@@ -34,7 +34,7 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         """Done and sound: its numbers may enter a table."""
-        return self.state == "done" and not self.problems
+        return self.state == RunStatus.DONE.value and not self.problems
 
     @property
     def final(self) -> dict[str, Any] | None:
@@ -62,8 +62,8 @@ def read_run(path: str | Path) -> RunRecord:
         record.problems.append("status.json is missing or unreadable")
     else:
         record.state = record.status["status"]
-        if record.state == "running" and not is_locked(run_dir.path):
-            record.state = "stale"
+        if record.state == RunStatus.RUNNING.value and not is_locked(run_dir.path):
+            record.state = RunStatus.STALE.value
         stored = record.status.get("run_hash")
         schema = record.status.get("schema", 1)
         if record.config is not None and not (

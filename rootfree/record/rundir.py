@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,34 @@ from rootfree.record.hashing import SCHEMA
 from rootfree.record.lock import RunLock
 
 log = logging.getLogger(__name__)
-STATUSES = ("running", "done", "failed", "diverged", "interrupted")
-FINAL_STATUSES = ("done", "diverged")
+
+
+class RunStatus(str, Enum):
+    """A run's state: the five status.json records, and two a reader infers (``stale``: a
+    running run whose process is gone; ``unreadable``: no status to read). The one place that
+    says which states are final (a relaunch skips them) and which are settled (a driver has
+    nothing left to run for them)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    STALE = "stale"
+    UNREADABLE = "unreadable"
+
+    @property
+    def final(self) -> bool:
+        """Done, or diverged with its metrics kept: its result is what it is."""
+        return self in (RunStatus.DONE, RunStatus.DIVERGED)
+
+    def settled(self, retry_failed: bool = False) -> bool:
+        """Final, or failed (a deterministic crash would fail again) unless failed runs are
+        being retried; interrupted and stale runs are resumed."""
+        return self.final or (self is RunStatus.FAILED and not retry_failed)
+
+
+STATUSES = tuple(s.value for s in RunStatus if s not in (RunStatus.STALE, RunStatus.UNREADABLE))
 RECORD_FILES = ("config.yaml", "status.json", "metrics.jsonl", "provenance.json", "final_eval.json")
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 import yaml
 
 from rootfree.optim import OPTIMIZERS
-from rootfree.study import schedule
 from rootfree.study.design import DESIGN, Question, check_design, plan
 from rootfree.study.launchers import LAUNCHERS, make_launch
 from rootfree.study.report import CHECKS, report
@@ -119,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         plan(questions, args.jobs, settled, unit)
         return 0
     if args.command == "run":
-        if args.retry_failed:
-            schedule.SETTLED.remove("failed")
+        for question in everything.values():
+            question.retry_failed = args.retry_failed
         launch = make_launch(args.launcher, args.runs / "submitit", _parameters(args.slurm))
         run_all(questions, everything, args.jobs, args.runs / "logs", args.device, launch)
     if args.command in ("run", "collect"):

@@ -64,6 +64,7 @@ class Question:
     def __init__(self, name: str, spec: dict, runs: Path) -> None:
         self.name, self.spec, self.runs = name, spec, runs / name
         self.chosen: dict[str, dict] = {}  # optimizer -> chosen setting, once its trials settle
+        self.retry_failed = False  # whether its failed runs count as still to run
 
     def overrides(
         self,

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from rootfree.compose import compose_overrides
-from rootfree.record import FINAL_STATUSES, RECORD_FILES, config_hash, read_run, setting_id
+from rootfree.record import RECORD_FILES, RunStatus, config_hash, read_run, setting_id
 from rootfree.record.rundir import RunDir
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
@@ -27,14 +27,11 @@ def run_path(overrides: list[str]) -> Path:
     return Path(config["paths"]["runs"]) / config_hash(config)
 
 
-# A failed run is not retried by the same driver (a deterministic crash would loop forever);
-# interrupted and stale runs are resumed. ``--retry-failed`` retries failed ones too.
-SETTLED = [*FINAL_STATUSES, "failed"]
-
-
-def is_final(overrides: list[str]) -> bool:
+def is_settled(overrides: list[str], retry_failed: bool = False) -> bool:
+    """Nothing left to run for this run (``RunStatus.settled``): a failed run is not retried
+    by the same driver unless asked (a deterministic crash would loop forever)."""
     status = RunDir(run_path(overrides), writer=False).status()
-    return status is not None and status["status"] in SETTLED
+    return status is not None and RunStatus(status["status"]).settled(retry_failed)
 
 
 def finished_trials(
@@ -61,29 +58,30 @@ def chosen_setting(question: Question, optimizer: str, settings: list[dict]) -> 
     return by_id[best]
 
 
-def unfinished(runs) -> list[list[str]]:
-    return [overrides for overrides in runs if not is_final(overrides)]
+def unfinished(runs, retry_failed: bool = False) -> list[list[str]]:
+    return [overrides for overrides in runs if not is_settled(overrides, retry_failed)]
 
 
 def progress(question: Question, optimizer: str) -> tuple[list[list[str]], dict | None]:
     """(the runs of (question, optimizer) that can start now, the chosen setting once both
     search stages are final)."""
     first = question.stage1(optimizer)
-    todo = unfinished(question.overrides(optimizer, s, 0) for s in first)
+    todo = unfinished((question.overrides(optimizer, s, 0) for s in first), question.retry_failed)
     if todo:
         return todo, None
     trials = finished_trials(question, optimizer, first)
     if not trials:
         raise RuntimeError(f"{question.name}/{optimizer}: every stage-1 trial failed or diverged")
     second = question.stage2(optimizer, trials)
-    todo = unfinished(question.overrides(optimizer, s, 0) for s in second)
+    todo = unfinished((question.overrides(optimizer, s, 0) for s in second), question.retry_failed)
     if todo:
         return todo, None
     if optimizer not in question.chosen:  # every trial is settled, so the choice is too
         question.chosen[optimizer] = chosen_setting(question, optimizer, first + second)
     best = question.chosen[optimizer]
     seeds = range(1, question.spec["seeds"])
-    return unfinished(question.overrides(optimizer, best, seed) for seed in seeds), best
+    reseeded = (question.overrides(optimizer, best, seed) for seed in seeds)
+    return unfinished(reseeded, question.retry_failed), best
 
 
 def derived_runs(
@@ -112,7 +110,8 @@ def pending(question: Question, questions: dict[str, Question]) -> list[list[str
         return []
     if question.spec.get("kind") == "derived":
         runs = derived_runs(question, questions[question.spec["from"]])
-        return [] if runs is None else unfinished(o for group in runs.values() for o in group)
+        every = [o for group in (runs or {}).values() for o in group]
+        return unfinished(every, question.retry_failed)
     return [o for opt in question.spec["optimizers"] for o in progress(question, opt)[0]]
 
 
@@ -123,10 +122,14 @@ def settled_counts(question: Question, everything: dict[str, Question]) -> dict[
         return {}
     if question.spec.get("kind") == "derived":
         runs = derived_runs(question, everything[question.spec["from"]]) or {}
-        return {"/".join(labels): sum(map(is_final, group)) for labels, group in runs.items()}
+        return {
+            "/".join(labels): sum(is_settled(o, question.retry_failed) for o in group)
+            for labels, group in runs.items()
+        }
     counts: Counter[str] = Counter()
     for status in question.runs.glob("*/status.json"):
-        if (RunDir(status.parent, writer=False).status() or {}).get("status") in SETTLED:
+        state = (RunDir(status.parent, writer=False).status() or {}).get("status")
+        if state is not None and RunStatus(state).settled(question.retry_failed):
             config = read_run(status.parent).config
             if config and follows_design(config, question.spec.get("overrides", [])):
                 counts[config["optimizer"]["name"]] += 1
@@ -205,7 +208,7 @@ def collect_records(questions: list[Question], out: Path) -> int:
         fixed = question.spec.get("overrides", [])
         for run in sorted(question.runs.glob("*/status.json")):
             record = read_run(run.parent)
-            if record.state not in FINAL_STATUSES or not follows_design(record.config, fixed):
+            if not RunStatus(record.state).final or not follows_design(record.config, fixed):
                 continue
             if record.state == "done" and record.final_eval is None:
                 backfill_final_eval(run.parent)

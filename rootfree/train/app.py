@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rootfree.paper_experiments import missing_best_file
-from rootfree.record import FINAL_STATUSES, HASH_EXCLUDED, DiskFull, RunDir, config_hash
+from rootfree.record import HASH_EXCLUDED, DiskFull, RunDir, RunStatus, config_hash
 from rootfree.record.files import write_bytes_atomic
 from rootfree.record.provenance import launches
 from rootfree.train.groups import GROUPS, group_options
@@ -136,7 +136,7 @@ def run(cfg: DictConfig) -> float:
         return math.nan
     try:
         status = run_dir.status()
-        if status is not None and status["status"] in FINAL_STATUSES:
+        if status is not None and RunStatus(status["status"]).final:
             log.info("%s is %s already; skipping", run_dir.path, status["status"])
             final = run_dir.metrics()[-1:] or [{}]
             return final[0].get("val_acc", math.nan)

@@ -24,7 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from rootfree.record import FINAL_STATUSES, RunDir
+from rootfree.record import RunDir, RunStatus
 from rootfree.record.files import append_line
 
 log = logging.getLogger("rootfree.sweep")
@@ -70,7 +70,7 @@ class SweepSummary(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         status = RunDir(config.hydra.runtime.output_dir, writer=False).status()
-        self.finished_before = status is not None and status["status"] in FINAL_STATUSES
+        self.finished_before = status is not None and RunStatus(status["status"]).final
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if ID not in os.environ or config.hydra.mode != RunMode.MULTIRUN:

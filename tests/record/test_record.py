@@ -206,3 +206,12 @@ def test_untracked_files_make_the_tree_dirty(tmp_path, monkeypatch):
     assert provenance.code_version()["git_dirty"] is False
     (tmp_path / "new.py").write_text("x = 1\n")
     assert provenance.code_version()["git_dirty"] is True
+
+
+def test_the_run_status_owns_what_is_final_and_what_is_settled():
+    from rootfree.record import STATUSES, RunStatus
+
+    assert [s for s in RunStatus if s.final] == [RunStatus.DONE, RunStatus.DIVERGED]
+    assert RunStatus.FAILED.settled() and not RunStatus.FAILED.settled(retry_failed=True)
+    assert not any(RunStatus(s).settled() for s in ("running", "interrupted", "stale"))
+    assert "stale" not in STATUSES and "unreadable" not in STATUSES, "inferred, never written"

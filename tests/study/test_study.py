@@ -474,3 +474,22 @@ def test_the_paper_scale_study_composes_and_plans_in_gpu_hours(tmp_path, capsys)
                 assert (
                     config["trainer"]["epochs"] in (210, 300) and config["trainer"]["amp"] == "bf16"
                 )
+
+
+def test_a_failed_run_is_settled_unless_failed_runs_are_retried(tmp_path):
+    """The driver does not rerun a failed run (a deterministic crash would loop), except
+    under --retry-failed; an interrupted one it resumes."""
+    from rootfree.record import RunDir
+    from rootfree.study import schedule
+
+    tiny = {**DESIGN["questions"]["tiny"], "trials": [2, 1]}
+    question = study_design.Question("tiny", tiny, tmp_path)
+    first, _ = [question.overrides("sgd", s, 0) for s in question.stage1("sgd")]
+    run = RunDir(schedule.run_path(first))
+    run.path.mkdir(parents=True)
+    for status, pending, retried in (("failed", 1, 2), ("interrupted", 2, 2)):
+        run.set_status(status)
+        question.retry_failed = False
+        assert len(schedule.pending(question, {"tiny": question})) == pending, status
+        question.retry_failed = True
+        assert len(schedule.pending(question, {"tiny": question})) == retried, status
