@@ -34,7 +34,7 @@ data:  ## Fashion-MNIST from Debian's dataset-fashion-mnist package (needs root)
 	@if [ -d $(FASHION_MNIST) ]; then echo "Fashion-MNIST present in $(FASHION_MNIST)"; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; fi
 
-test: install  ## the default test suite (excludes tests marked slow; about 8 minutes on 2 cores)
+test: install  ## the default test suite (excludes tests marked slow; about 6 minutes on 2 cores)
 	$(PYTHON) -m pytest -q
 
 test-slow: install  ## the slow tests CI runs after the suite: wheel, README walk-through, LaTeX

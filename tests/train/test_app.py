@@ -137,5 +137,9 @@ def test_help_lists_the_config_groups(tmp_path):
         "hydra/launcher",
     ]
     assert "rootfree_rmsprop" in groups and "paper_cifar100_resnet34" in groups
+    assert result.stdout.splitlines()[1].startswith("`rootfree-train [group=option ...]"), (
+        "the installed command, which a wheel user has, not only the checkout's train.py"
+    )
+    assert "`rootfree-results` (reads runs/)" in result.stdout
     for internal in ("best:", "search/random", "experiment_search", "paths:"):
         assert internal not in groups
