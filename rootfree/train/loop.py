@@ -271,7 +271,8 @@ class Trainer:
         minutes = self.trainer.get("checkpoint_every_minutes") or 0
         if not (minutes and flushed):
             return False
-        due = torch.tensor(time.monotonic() - self.saved_at >= 60 * minutes, device=self.device)
+        elapsed = time.monotonic() - self.saved_at
+        due = torch.tensor(int(elapsed >= 60 * minutes), device=self.device)
         if self.world_size > 1:
             dist.broadcast(due, src=0)
         return bool(due)
