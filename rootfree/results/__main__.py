@@ -9,6 +9,7 @@ from pathlib import Path
 from rootfree.results.collect import collect
 from rootfree.results.latex import write_latex
 from rootfree.results.select import run_scores, select_best
+from rootfree.results.stability import stability_markdown
 from rootfree.results.tables import (
     compact_markdown,
     comparison_table,
@@ -18,6 +19,7 @@ from rootfree.results.tables import (
     with_holm,
 )
 from rootfree.results.tuning import tuning_curve
+from rootfree.results.validity import stable_alternatives
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             + precision.to_markdown(index=False, floatfmt=".4f")
             + "\n"
         )
+    stability = stable_alternatives(scores, chosen)
+    stability.to_csv(args.out / "stability.csv", index=False, float_format="%.6g")
+    (args.out / "stability.md").write_text(stability_markdown(stability))
     curve = tuning_curve(scores)
     curve.to_csv(args.out / "tuning.csv", index=False, float_format="%.6g")
     if args.plots:

@@ -49,3 +49,17 @@ def run_stability(frame: pd.DataFrame) -> pd.DataFrame:
         if "train_acc" in epochs and "train_loss" in epochs
     ]
     return pd.DataFrame(rows, columns=["run", "worst_acc_drop", "loss_spike"])
+
+
+def stability_markdown(table: pd.DataFrame) -> str:
+    """``stability.md``: a ``validity.stable_alternatives`` table with how to read it."""
+    text = (
+        "# Does the chosen setting collapse, and what is the best one that does not?\n\n"
+        "chosen_worst_drop: the largest fall of the running training accuracy below its best so\n"
+        f"far, over the chosen setting's seeds; a fall of {COLLAPSE:g} or more is a collapse\n"
+        "(the `stable` check). Where the chosen setting collapses, stable_setting is the one the\n"
+        "same rule (best mean validation accuracy on the seeds every trial shares) picks among\n"
+        "the trials whose runs never collapse, with its mean validation and test accuracy over\n"
+        "its runs so far (stable_seeds: usually the search's seed 0 alone).\n\n"
+    )
+    return text + table.to_markdown(index=False, floatfmt=".4g") + "\n"

@@ -17,7 +17,7 @@ from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import CELL, run_scores, select_best
-from rootfree.results.stability import worst_drop
+from rootfree.results.stability import stability_markdown, worst_drop
 from rootfree.results.stats import summarize
 from rootfree.results.tables import (
     compact_markdown,
@@ -172,16 +172,7 @@ def write_robustness(table: pd.DataFrame, out: Path) -> None:
 
 def write_stability(table: pd.DataFrame, out: Path) -> None:
     table.to_csv(out / "stability.csv", index=False, float_format="%.6g")
-    text = (
-        "# Does the chosen setting collapse, and what is the best one that does not?\n\n"
-        "chosen_worst_drop: the largest fall of the running training accuracy below its best so\n"
-        f"far, over the chosen setting's seeds; a fall of {validity.COLLAPSE:g} or more is a collapse\n"
-        "(the `stable` check). Where the chosen setting collapses, stable_setting is the one the\n"
-        "same rule (best mean validation accuracy on the seeds every trial shares) picks among\n"
-        "the trials whose runs never collapse, with its mean validation and test accuracy over\n"
-        "its runs so far (stable_seeds: usually the search's seed 0 alone).\n\n"
-    )
-    (out / "stability.md").write_text(text + table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    (out / "stability.md").write_text(stability_markdown(table))
 
 
 def cell_row(records: list) -> dict:

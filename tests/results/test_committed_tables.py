@@ -56,6 +56,7 @@ def test_committed_tables_regenerate_byte_for_byte(tmp_path):
         "comparison.tex",
         "tuning.csv",
         "precision.md",
+        "stability.md",
         "runs.csv",
     ):
         assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
