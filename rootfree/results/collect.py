@@ -28,7 +28,7 @@ class Collected(NamedTuple):
 PROVENANCE_COLUMNS = ("git_commit", "dataset_checksum", "cpu_capability")
 
 
-def _provenance(record: RunRecord) -> dict[str, str | bool | None]:
+def run_provenance(record: RunRecord) -> dict[str, str | bool | None]:
     """The code version, data and CPU kind a run came from (``mixed`` if its launches
     disagree), and whether any launch ran from a tree with uncommitted changes."""
     out: dict[str, str | bool | None] = {}
@@ -61,7 +61,7 @@ def _base_row(record: RunRecord) -> dict:
         "optimizer_dtype": next((optimizer[k] for k in DTYPE_KEYS if optimizer.get(k)), None)
         or "default",
         "selection_split": config["dataset"].get("selection_split", "val"),
-        **_provenance(record),
+        **run_provenance(record),
         **{column: paper.get(column) for column in PAPER_COLUMNS},
         **{key: (record.final_eval or {}).get(key) for key in FINAL_EVAL_COLUMNS},
     }

@@ -12,7 +12,7 @@ import pandas as pd
 
 from rootfree.record import read_run
 from rootfree.results import validity
-from rootfree.results.collect import collect
+from rootfree.results.collect import collect, run_provenance
 from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.robustness import robustness_table
@@ -22,6 +22,7 @@ from rootfree.results.stats import summarize
 from rootfree.results.tables import (
     compact_markdown,
     comparison_table,
+    provenance_flag,
     skipped_note,
     with_gap_to,
     with_holm,
@@ -180,7 +181,8 @@ def cell_row(records: list) -> dict:
     seed's fall of running train accuracy, the fraction
     of second-moment coordinates still at S0, training images/s (each run's median epoch, so
     an epoch the machine paused does not count), optimizer state MiB, the final Kronecker
-    factors' median condition number, runs that diverged and runs that did not finish."""
+    factors' median condition number, runs that diverged and runs that did not finish, and
+    what its seeds' provenance flags (``tables.provenance_flag``)."""
     done = [r for r in records if r.finished]
     test = summarize([r.final["test_acc"] for r in done])
 
@@ -202,6 +204,7 @@ def cell_row(records: list) -> dict:
         "factor_cond": _mean([(r.final_eval or {}).get("factor_cond_median") for r in done]),
         "diverged": sum(r.state == "diverged" for r in records),
         "not_done": sum(r.state != "done" for r in records),
+        "provenance": provenance_flag(pd.DataFrame([run_provenance(r) for r in records])),
     }
 
 
@@ -256,7 +259,8 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
         "median epoch (one thread, two runs sharing the machine); state_mib: the optimizer's\n"
         "state; factor_cond: the final Kronecker factors' K K^T, median condition number over\n"
         "factors (mean over seeds); diverged: runs that diverged; not_done: runs that\n"
-        "diverged, failed or are unfinished.\n\n"
+        "diverged, failed or are unfinished; provenance: the cell's seeds ran mixed commits,\n"
+        "data or CPU kinds, or uncommitted code (dirty tree).\n\n"
     )
     (out / "table.md").write_text(text + _markdown(shown) + "\n")
     if "transfer" in question.spec:

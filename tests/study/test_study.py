@@ -342,13 +342,14 @@ def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
 
 
 def test_a_cell_row_takes_median_epoch_throughput_mean_conditioning_and_counts_failures():
-    def run(state, throughputs=(), cond=None, problems=(), val=0.82):
+    def run(state, throughputs=(), cond=None, problems=(), val=0.82, dirty=False):
         metrics = [{"images_per_second": v} for v in throughputs] + [
             {"test_acc": 0.8, "val_acc": val}
         ]
         final_eval = None if cond is None else {"factor_cond_median": cond}
+        launches = [{"git_commit": "abc", "git_dirty": dirty}]
         return RunRecord(
-            Path("run"), None, None, metrics, [], final_eval, list(problems), state=state
+            Path("run"), None, None, metrics, launches, final_eval, list(problems), state=state
         )
 
     paused = run("done", [1000.0, 5.0, 1010.0], cond=4.0)
@@ -360,6 +361,9 @@ def test_a_cell_row_takes_median_epoch_throughput_mean_conditioning_and_counts_f
     assert row["factor_cond"] == pytest.approx(6.0)
     assert (row["seeds"], row["diverged"], row["not_done"]) == (2, 1, 1)
     assert row["val_acc"] == pytest.approx(0.82)
+    assert row["provenance"] == ""
+    dirty = study_report.cell_row([paused, run("done", [2000.0], cond=8.0, dirty=True)])
+    assert dirty["provenance"] == "dirty tree", "a seed that ran uncommitted code"
 
 
 def test_a_plan_of_many_cells_folds_the_last_axis_and_keeps_the_totals():
