@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +120,9 @@ def reproduce(run: Path, epochs: int | None = None, keep: Path | None = None) ->
         reason = error.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["git failed"]
         print(f"rootfree-reproduce: no worktree at {commit[:12]}: {reason[0]}", file=sys.stderr)
         return 2
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
     return _verdict(record, again, launch, epochs)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -50,5 +52,7 @@ def test_a_smoke_record_reruns_bitwise_at_its_commit(tmp_path, capsys):
     rows = (run / "metrics.jsonl").read_text().splitlines()
     changed = {**json.loads(rows[1]), "val_acc": 0.123}
     (run / "metrics.jsonl").write_text(rows[0] + "\n" + json.dumps(changed) + "\n")
-    assert main([str(run), "--keep", str(tmp_path / "third")]) == 1
+    before = set(Path(tempfile.gettempdir()).glob("rootfree-reproduce-*"))
+    assert main([str(run)]) == 1
     assert "differs from epoch 2: val_acc 0.123 (recorded)" in capsys.readouterr().out
+    assert set(Path(tempfile.gettempdir()).glob("rootfree-reproduce-*")) == before, "cleaned up"
