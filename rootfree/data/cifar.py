@@ -48,12 +48,9 @@ def load_cifar(
 
         dataset = torchvision.datasets.CIFAR10 if classes == 10 else torchvision.datasets.CIFAR100
         dataset(base, train=True, download=True)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"CIFAR-{classes} not found: expected {folder} (torchvision's format). Either set "
-            f"dataset.root=DIR to the folder that holds {FOLDERS[classes]}/, or "
-            "dataset.download=true to fetch it with torchvision (needs internet)."
-        )
+    missing = missing_cifar(classes, root, download=False)
+    if missing is not None:
+        raise FileNotFoundError(missing)
     return {
         "train": _read(folder, TRAIN_FILES[classes], classes),
         "test": _read(folder, TEST_FILES[classes], classes),

@@ -38,8 +38,8 @@ def missing_fashion_mnist(root: str | None, download: bool) -> str | None:
     where = Path(root).expanduser() if root else DEBIAN_ROOT
     return (
         f"no Fashion-MNIST idx(.gz) files ({FILES['train'][0]}, ...) in {where}; "
-        "`apt-get install dataset-fashion-mnist`, point dataset.root at them, "
-        "or set dataset.download=true"
+        "`apt-get install dataset-fashion-mnist`, set dataset.root=DIR to a folder with them, "
+        "or set dataset.download=true (needs internet)"
     )
 
 
@@ -47,7 +47,6 @@ def load_fashion_mnist(
     root: str | None, download: bool
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{'train': (images uint8 N x 1 x 28 x 28, labels), 'test': ...}."""
-    roots = [Path(root).expanduser()] if root else [DEBIAN_ROOT]
     paths = _paths(root)
     if paths is not None:
         return {
@@ -61,9 +60,4 @@ def load_fashion_mnist(
         for train in (True, False):
             torchvision.datasets.FashionMNIST(target, train=train, download=True)
         return load_fashion_mnist(str(target), download=False)
-    raise FileNotFoundError(
-        f"Fashion-MNIST not found in {', '.join(str(r) for r in roots)}. Get it one of three ways: "
-        "(1) `apt-get install dataset-fashion-mnist` (Debian; installs to "
-        f"{DEBIAN_ROOT}); (2) dataset.root=DIR pointing at the idx(.gz) files; "
-        "(3) dataset.download=true to fetch it with torchvision (needs internet)."
-    )
+    raise FileNotFoundError(missing_fashion_mnist(root, download=False))

@@ -271,11 +271,12 @@ class Trainer:
         minutes = self.trainer.get("checkpoint_every_minutes") or 0
         if not (minutes and flushed):
             return False
-        elapsed = time.monotonic() - self.saved_at
-        due = torch.tensor(int(elapsed >= 60 * minutes), device=self.device)
-        if self.world_size > 1:
-            dist.broadcast(due, src=0)
-        return bool(due)
+        due = time.monotonic() - self.saved_at >= 60 * minutes
+        if self.world_size == 1:
+            return due
+        flag = torch.tensor(int(due), device=self.device)  # a collective only under DDP
+        dist.broadcast(flag, src=0)
+        return bool(flag)
 
     def train_epoch(self, logger) -> None:
         self.model.train()

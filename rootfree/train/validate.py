@@ -79,8 +79,9 @@ def check_trainer(trainer: dict[str, Any]) -> None:
     _integer("trainer.accumulate", trainer["accumulate"], 1)
     _integer("trainer.log_every", trainer["log_every"], 1)
     _integer("trainer.checkpoint_every_steps", trainer["checkpoint_every_steps"], 0)
-    minutes = trainer.get("checkpoint_every_minutes") or 0
-    _number("trainer.checkpoint_every_minutes", minutes, lambda v: v >= 0, ">= 0 (0: off)")
+    minutes = trainer.get("checkpoint_every_minutes")
+    if minutes is not None:
+        _number("trainer.checkpoint_every_minutes", minutes, lambda v: v >= 0, ">= 0 (0: off)")
     _integer("trainer.eval_every", trainer.get("eval_every"), 1, optional=True)
     _choice("trainer.amp", trainer["amp"], AMP_MODES)
     for key in ("channels_last", "compile", "decay_1d", "progress"):
