@@ -26,7 +26,12 @@ from rootfree.optim import OPTIMIZERS
 from rootfree.study.design import DESIGN, Question, check_design, plan
 from rootfree.study.launchers import LAUNCHERS, make_launch
 from rootfree.study.report import CHECKS, report
-from rootfree.study.schedule import collect_records, run_all, settled_counts
+from rootfree.study.schedule import (
+    collect_records,
+    restore_records,
+    run_all,
+    settled_counts,
+)
 
 
 def fail(message: str) -> None:
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         for question in everything.values():
             question.retry_failed = args.retry_failed
+        restored = restore_records(list(everything.values()), args.out.resolve())
+        print(f"restored {restored} committed records into {args.runs}", flush=True)
         launch = make_launch(args.launcher, args.runs / "submitit", _parameters(args.slurm))
         run_all(questions, everything, args.jobs, args.runs / "logs", args.device, launch)
     if args.command in ("run", "collect"):

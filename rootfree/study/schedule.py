@@ -199,6 +199,20 @@ def follows_design(config: dict, overrides: list[str]) -> bool:
     return True
 
 
+def restore_records(questions: list[Question], out: Path) -> int:
+    """Copy committed records (``out``) that the working runs lack into them, so a fresh clone
+    resumes the study where its records stand instead of rerunning every settled run (and a
+    derived question finds its source's chosen setting)."""
+    restored = 0
+    for question in questions:
+        for status in sorted((out / question.name).glob("*/status.json")):
+            target = question.runs / status.parent.name
+            if not target.exists():
+                shutil.copytree(status.parent, target)
+                restored += 1
+    return restored
+
+
 def collect_records(questions: list[Question], out: Path) -> int:
     """Copy the records of final runs of the current design (config, status, metrics,
     provenance, final evaluation) to ``out``; a finished run from before final_eval.json was

@@ -157,6 +157,18 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert study_main(["run", *args]) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("metrics.jsonl")} == mtimes
 
+    fresh = [
+        "--design",
+        str(design),
+        "--runs",
+        str(tmp_path / "fresh"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert study_main(["run", *fresh]) == 0, "a fresh clone: only the committed records"
+    assert "restored 13 committed records" in capsys.readouterr().out
+    assert not (tmp_path / "fresh" / "logs").exists(), "nothing settled is run again"
+
 
 def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, capsys):
     spec = {**DESIGN["questions"]["tiny"], "optimizers": ["sgd", "adamw"]}
