@@ -11,7 +11,7 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 
 INSTALLED := $(VENV)/.rootfree-installed
 
-.PHONY: help gpu-check install data train smoke test test-slow test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
+.PHONY: help gpu-check install data docs train smoke test test-slow test-all test-gpu bench bench-gpu tables paper-cnn paper-vit paper-small study study-plan
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ gpu-check:  ## every paper experiment and optimizer, a few bf16 steps at the pap
 bench-gpu:  ## the same on CUDA
 	$(PYTHON) scripts/bench_optimizers.py --device cuda --steps 20 --warmup 5
 	$(PYTHON) scripts/bench_precision.py --device cuda
+
+docs:  ## regenerate docs/hyperparameters.md's tables from the optimizer specs
+	$(PYTHON) -m rootfree.catalogue
 
 tables:  ## rebuild results/study and results/paper_small from their committed run records (no training)
 	$(PYTHON) -m rootfree.study report

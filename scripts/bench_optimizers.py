@@ -1,4 +1,5 @@
-"""Per-step cost of every optimizer, as ratios to torch AdamW measured in the same run.
+"""Per-step cost of every registered optimizer (plug-ins included), as ratios to torch AdamW and
+to each method's installable reference (its spec's ``reference``), measured in the same run.
 
 For each model, fwd+bwd is timed once (median of a few batches); then every optimizer steps
 repeatedly on those fixed gradients and ``step()`` alone is timed (median; mean for amortized
@@ -26,7 +27,14 @@ import pandas as pd
 import timm
 import torch
 
-from rootfree.optim import RootFreeAdam, RootFreeRMSProp, RootFreeShampoo, Shampoo
+from rootfree.optim import (
+    OPTIMIZERS,
+    RootFreeAdam,
+    RootFreeRMSProp,
+    RootFreeShampoo,
+    Shampoo,
+    create_optimizer,
+)
 
 LR = 1e-4  # small: params barely move over the repeated steps on fixed gradients
 
@@ -68,20 +76,41 @@ def _rootfree_shampoo(T: int, dtype: torch.dtype | None, structure: str = "dense
 STRUCTURES = ("diagonal", "block30diagonal", "hierarchical15_15", "triltoeplitz")
 
 
-def configs() -> list[BenchConfig]:
+def registered() -> list[BenchConfig]:
+    """Every registered optimizer (plug-ins included) with its spec's bench settings at lr LR,
+    beside its authors' installable optimizer where the spec names one (``<name>_reference``)."""
+    out = []
+    for spec in OPTIMIZERS.values():
+        settings = {**spec.bench, "lr": LR}
+
+        def build(model, batch, name=spec.name, settings=settings):
+            return create_optimizer(name, model, batch_size=batch, **settings)
+
+        label = f"{spec.name}_reference"
+        out.append(BenchConfig(spec.name, build, baseline=label if spec.reference else None))
+        if spec.reference is not None:
+
+            def reference(model, batch, spec=spec, settings=settings):
+                extra = {"batch_size": batch} if spec.takes_batch_size else {}
+                return spec.reference(model, **settings, **extra)
+
+            out.append(BenchConfig(label, reference))
+    return out
+
+
+def variants() -> list[BenchConfig]:
+    """Implementation variants of rootfree's own methods: loops, foreach, fused, bf16 state,
+    refresh periods and factor structures, each against torch's or the authors' code."""
     params = lambda m: m.parameters()  # noqa: E731
     out = [
-        BenchConfig("sgd", lambda m, b: torch.optim.SGD(params(m), lr=LR, momentum=0.9)),
-        BenchConfig("adamw", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=False)),
         BenchConfig(
             "adamw_foreach", lambda m, b: torch.optim.AdamW(params(m), lr=LR, foreach=True)
         ),
         BenchConfig("adamw_fused", lambda m, b: torch.optim.AdamW(params(m), lr=LR, fused=True)),
-        BenchConfig("rmsprop", lambda m, b: torch.optim.RMSprop(params(m), lr=LR, momentum=0.9)),
     ]
     for cls, name in ((RootFreeAdam, "rootfree_adam"), (RootFreeRMSProp, "rootfree_rmsprop")):
         for suffix, kwargs in (
-            ("", dict(foreach=False)),
+            ("_loop", dict(foreach=False)),
             ("_foreach", dict(foreach=True)),
             ("_bf16", dict(foreach=True, state_dtype="bfloat16")),
             ("_fused", dict(fused=True)),  # compiled during the warm-up steps
@@ -123,6 +152,10 @@ def configs() -> list[BenchConfig]:
             )
         )
     return out
+
+
+def configs() -> list[BenchConfig]:
+    return [*registered(), *variants()]
 
 
 def make_model(name: str) -> torch.nn.Module:

@@ -24,24 +24,8 @@ from rootfree.optim import OPTIMIZERS, create_optimizer
 from rootfree.optim.shampoo import inverse_root
 
 BATCH = 64
-# Learning rates (and RootFreeShampoo's damping) picked by a short fp32 scan on this toy; the
-# other settings are each method's defaults.
-SETTINGS = {
-    "sgd": dict(lr=0.05, momentum=0.9),
-    "adamw": dict(lr=2e-3),
-    "rmsprop": dict(lr=1e-3),
-    "shampoo": dict(lr=2e-3, eps=1e-6, update_every=2, grafting="adam"),
-    "rootfree_adam": dict(lr=0.05),
-    "rootfree_rmsprop": dict(lr=0.02, lr_cov=0.01, momentum=0.9),
-    "rootfree_shampoo": dict(lr=2e-3, lr_cov=0.05, damping=1e-2, update_every=2),
-}
-# The argument that puts an optimizer's own state in low precision, where it has one.
-STATE_DTYPE_ARGUMENT = {
-    "rootfree_adam": "state_dtype",
-    "rootfree_rmsprop": "state_dtype",
-    "rootfree_shampoo": "preconditioner_dtype",
-    "shampoo": "preconditioner_dtype",
-}
+# Each registered optimizer runs with its spec's ``bench`` settings (untuned but sane on this
+# toy; the other settings are its defaults); "bf16 state" sets its first dtype argument.
 
 
 def make_task(device: torch.device, steps: int):
@@ -69,9 +53,10 @@ def make_model(device: torch.device, dtype: torch.dtype) -> nn.Module:
 
 def run_cell(name: str, mode: str, x, y, device) -> dict:
     param_dtype = torch.bfloat16 if mode == "bf16 params" else torch.float32
-    hparams = dict(SETTINGS[name])
+    spec = OPTIMIZERS[name]
+    hparams = dict(spec.bench)
     if mode == "bf16 state":
-        hparams[STATE_DTYPE_ARGUMENT[name]] = "bfloat16"
+        hparams[spec.dtype_arguments[0]] = "bfloat16"
     model = make_model(device, param_dtype)
     optimizer = create_optimizer(name, model, batch_size=BATCH, **hparams)
     losses, first_non_finite = [], None
@@ -151,7 +136,7 @@ def main() -> None:
     rows = []
     for name in OPTIMIZERS:
         modes = ["fp32", "bf16 params"]
-        if name in STATE_DTYPE_ARGUMENT:
+        if OPTIMIZERS[name].dtype_arguments:
             modes.insert(1, "bf16 state")
         for mode in modes:
             rows.append(run_cell(name, mode, x, y, device))

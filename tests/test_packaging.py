@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import sysconfig
-import venv
 import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.venvs import build_wheel, fresh_venv
 
 ROOT = Path(__file__).parents[1]
 FRAMEWORK_ONLY = (
@@ -38,32 +38,9 @@ def test_the_optimizers_import_nothing_but_torch():
     assert out.stdout.strip() == "[]"
 
 
-def _build_wheel(out: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        check=True,
-    )
-    return next(out.glob("rootfree-*.whl"))
-
-
-def _fresh_venv(folder: Path) -> Path:
-    """A new environment holding the wheel alone; its dependencies are borrowed from this one
-    through a .pth line (which does not run this environment's editable-install hooks)."""
-    venv.EnvBuilder(with_pip=True).create(folder)
-    python = folder / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (Path(purelib) / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return python
-
-
 @pytest.mark.slow
 def test_the_wheel_trains_and_tabulates_from_an_empty_directory(tmp_path):
-    wheel = _build_wheel(tmp_path / "dist")
+    wheel = build_wheel(tmp_path / "dist")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
@@ -72,7 +49,7 @@ def test_the_wheel_trains_and_tabulates_from_an_empty_directory(tmp_path):
     required = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in required if "extra ==" not in r] == ["Requires-Dist: torch>=2.4"]
 
-    python = _fresh_venv(tmp_path / "venv")
+    python = fresh_venv(tmp_path / "venv")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
     work = tmp_path / "empty"
     work.mkdir()

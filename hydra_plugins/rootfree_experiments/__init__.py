@@ -1,5 +1,7 @@
 """Puts rootfree's experiments/ folder (the paper's comparisons) on the search path of rootfree's
-own Hydra app, and of no other app: it acts only when rootfree's conf/ is the primary config."""
+own Hydra app, and each registered optimizer's configs (made from its spec) in Hydra's
+ConfigStore, and does neither for another app: it acts only when rootfree's conf/ is the primary
+config, so whatever composes rootfree's configs (the app, the study, a test) finds them."""
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
@@ -19,3 +21,7 @@ class RootfreeExperimentsSearchPath(SearchPathPlugin):
         experiments = config_dir("experiments")
         if experiments is not None and _is_rootfree_app(search_path):
             search_path.append(provider="rootfree-experiments", path=f"file://{experiments}")
+        if _is_rootfree_app(search_path):
+            from rootfree.train.optimizer_configs import store_optimizer_configs  # imports torch
+
+            store_optimizer_configs()

@@ -1,13 +1,17 @@
-"""The optimizer registry: what each method is (its spec, where its knobs sit in the paper's
-vocabulary) and the factory, ``create_optimizer("rootfree_adam", model, lr=1e-3, batch_size=128)``.
+"""The optimizer registry: every method's spec, from rootfree's own method modules (each defines
+``SPECS``) and from plug-in packages (entry points of the group ``rootfree.optimizers``), and
+the factory ``create_optimizer("rootfree_adam", model, lr=1e-3, batch_size=128)``.
 The vocabulary's translations are in ``vocabulary``, the parameter groups in ``param_groups``.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+import dataclasses
+import importlib
+import pkgutil
+import sys
+from collections.abc import Iterable, Mapping
+from importlib import metadata
 from typing import Any
 
 import torch
@@ -18,142 +22,91 @@ from rootfree.optim.param_groups import (
     override_param_groups,
     weight_decay_param_groups,
 )
-from rootfree.optim.rootfree_adam import RootFreeAdam
-from rootfree.optim.rootfree_rmsprop import RootFreeRMSProp
-from rootfree.optim.rootfree_shampoo import RootFreeShampoo
-from rootfree.optim.shampoo import Shampoo
+from rootfree.optim.spec import (
+    FAMILIES,
+    OptimizerSpec,
+    accepted_arguments,
+    argument_defaults,
+    spec_problems,
+)
+
+ENTRY_POINTS = "rootfree.optimizers"
+OPTIMIZERS: dict[str, OptimizerSpec] = {}
+PLUGIN_PROBLEMS: list[str] = []  # one line per plug-in that could not be registered
 
 
-@dataclass(frozen=True)
-class PaperName:
-    """Where one of the paper's hyperparameters lives among an optimizer's arguments."""
-
-    argument: str
-    index: int | None = None  # position inside a tuple argument such as betas
-    complement: bool = False  # the paper's value is 1 - the argument's
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    name: str
-    factory: Callable[..., torch.optim.Optimizer]
-    family: str  # "sgd", "diagonal" or "kronecker"
-    root_free: bool
-    counterpart: str | None  # the root-based method a root-free one is compared with
-    paper_names: Mapping[str, PaperName] = field(default_factory=dict)
-    takes_batch_size: bool = False
-    description: str = ""
+def register_optimizer(spec: OptimizerSpec) -> OptimizerSpec:
+    """Add ``spec`` to the registry, or raise a one-line ValueError saying why it cannot join."""
+    problems = spec_problems(spec, OPTIMIZERS)
+    if problems:
+        name = getattr(spec, "name", "?")
+        raise ValueError(f"optimizer spec {name!r}: {'; '.join(problems)}")
+    OPTIMIZERS[spec.name] = spec
+    return spec
 
 
-_COMMON = {"lr": PaperName("lr"), "weight_decay": PaperName("weight_decay")}
-_ADAM_LIKE = {
-    **_COMMON,
-    "momentum": PaperName("betas", index=0),
-    "lr_cov": PaperName("betas", index=1, complement=True),
-}
+def _order(spec: OptimizerSpec) -> tuple:
+    """Root-based before root-free, then by family, then by name; plug-ins after rootfree's."""
+    return (
+        spec.provider != "rootfree",
+        spec.root_free,
+        list(FAMILIES).index(spec.family),
+        spec.name,
+    )
 
-OPTIMIZERS: dict[str, OptimizerSpec] = {
-    spec.name: spec
-    for spec in [
-        OptimizerSpec(
-            "sgd",
-            torch.optim.SGD,
-            family="sgd",
-            root_free=False,
-            counterpart=None,
-            paper_names={**_COMMON, "momentum": PaperName("momentum")},
-            description="torch SGD with heavy-ball momentum and coupled weight decay",
-        ),
-        OptimizerSpec(
-            "adamw",
-            torch.optim.AdamW,
-            family="diagonal",
-            root_free=False,
-            counterpart=None,
-            paper_names={**_ADAM_LIKE, "damping": PaperName("eps")},
-            description="torch AdamW",
-        ),
-        OptimizerSpec(
-            "rmsprop",
-            torch.optim.RMSprop,
-            family="diagonal",
-            root_free=False,
-            counterpart=None,
-            paper_names={
-                **_COMMON,
-                "momentum": PaperName("momentum"),
-                "lr_cov": PaperName("alpha", complement=True),
-                "damping": PaperName("eps"),
-            },
-            description="torch RMSprop",
-        ),
-        OptimizerSpec(
-            "shampoo",
-            Shampoo,
-            family="kronecker",
-            root_free=False,
-            counterpart=None,
-            paper_names={**_ADAM_LIKE, "damping": PaperName("eps")},
-            description="Shampoo with eigendecomposition inverse roots (the paper's baseline)",
-        ),
-        OptimizerSpec(
-            "rootfree_adam",
-            RootFreeAdam,
-            family="diagonal",
-            root_free=True,
-            counterpart="adamw",
-            paper_names={**_ADAM_LIKE, "damping": PaperName("damping")},
-            takes_batch_size=True,
-            description="root-free AdamW (RF-AdamW)",
-        ),
-        OptimizerSpec(
-            "rootfree_rmsprop",
-            RootFreeRMSProp,
-            family="diagonal",
-            root_free=True,
-            counterpart="rmsprop",
-            paper_names={
-                **_COMMON,
-                "momentum": PaperName("momentum"),
-                "lr_cov": PaperName("lr_cov"),
-                "damping": PaperName("damping"),
-            },
-            takes_batch_size=True,
-            description="root-free RMSProp (RF-RMSProp)",
-        ),
-        OptimizerSpec(
-            "rootfree_shampoo",
-            RootFreeShampoo,
-            family="kronecker",
-            root_free=True,
-            counterpart="shampoo",
-            paper_names={
-                **_COMMON,
-                "momentum": PaperName("momentum"),
-                "lr_cov": PaperName("lr_cov"),
-                "damping": PaperName("damping"),
-                "riemannian_momentum": PaperName("riemannian_momentum"),
-            },
-            takes_batch_size=True,
-            description="inverse- and root-free Kronecker Shampoo (IF-Shampoo / SIRFShampoo)",
-        ),
-    ]
-}
+
+def _in_tree_specs() -> list[OptimizerSpec]:
+    """The ``SPECS`` of every module of rootfree.optim (a new method is one module)."""
+    package = importlib.import_module("rootfree.optim")
+    specs = []
+    for module in pkgutil.iter_modules(package.__path__):
+        specs.extend(
+            getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "SPECS", ())
+        )
+    return specs
+
+
+def load_plugins(entry_points: Iterable[metadata.EntryPoint] | None = None) -> list[str]:
+    """Register the spec each entry point of ``rootfree.optimizers`` loads to; return one line
+    per plug-in that fails (import error, taken name, invalid spec), naming its distribution.
+    A broken plug-in never stops the others or rootfree's own methods."""
+    problems = []
+    for point in (
+        metadata.entry_points(group=ENTRY_POINTS) if entry_points is None else entry_points
+    ):
+        provider = point.dist.name if point.dist is not None else "an unknown distribution"
+        try:
+            spec = point.load()
+            if isinstance(spec, OptimizerSpec):
+                spec = _provided_by(spec, provider)
+            register_optimizer(spec)
+        except Exception as error:  # a plug-in's own bug must not stop rootfree
+            problems.append(
+                f"rootfree: plug-in optimizer {point.name!r} from {provider} not loaded: "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
+    return problems
+
+
+def _provided_by(spec: OptimizerSpec, provider: str) -> OptimizerSpec:
+    return dataclasses.replace(spec, provider=provider)
+
+
+def build_registry() -> None:
+    """rootfree's methods, then the plug-ins'; run once, by the package's __init__ after it has
+    bound every name a plug-in may import from it."""
+    specs = sorted(_in_tree_specs(), key=_order)
+    for spec in specs:
+        register_optimizer(spec)
+    PLUGIN_PROBLEMS.extend(load_plugins())
+    for line in PLUGIN_PROBLEMS:
+        print(line, file=sys.stderr)
 
 
 def get_optimizer_spec(name: str) -> OptimizerSpec:
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name]
-
-
-def argument_defaults(spec: OptimizerSpec) -> dict[str, Any]:
-    parameters = inspect.signature(spec.factory).parameters
-    return {
-        name: p.default
-        for name, p in parameters.items()
-        if name != "params" and p.default is not inspect.Parameter.empty
-    }
 
 
 def create_optimizer(
@@ -180,7 +133,7 @@ def create_optimizer(
         **hparams: the optimizer's own arguments.
     """
     spec = get_optimizer_spec(name)
-    accepted = set(inspect.signature(spec.factory).parameters) - {"params"}
+    accepted = accepted_arguments(spec)
     unknown = sorted(set(hparams) - accepted)
     if unknown:
         raise ValueError(
@@ -196,21 +149,36 @@ def create_optimizer(
         )
     _check_overrides(name, accepted, param_overrides, model_or_params)
     if isinstance(model_or_params, nn.Module):
-        if decay_1d:
-            params: Any = [{"params": [p for p in model_or_params.parameters() if p.requires_grad]}]
-        else:
-            weight_decay = hparams.get(
-                "weight_decay", argument_defaults(spec).get("weight_decay", 0.0)
-            )
-            params = weight_decay_param_groups(model_or_params, weight_decay)
-        if lr_cov_scales:
-            lr_cov = hparams.get("lr_cov", argument_defaults(spec).get("lr_cov"))
-            params = lr_cov_param_groups(model_or_params, params, lr_cov_scales, lr_cov)
+        params = _model_groups(spec, model_or_params, decay_1d, lr_cov_scales, hparams)
         if param_overrides:
             params = override_param_groups(model_or_params, params, param_overrides)
     else:
         params = model_or_params
     return spec.factory(params, **hparams)
+
+
+def _model_groups(
+    spec: OptimizerSpec,
+    model: nn.Module,
+    decay_1d: bool,
+    lr_cov_scales: Mapping[str, float] | None,
+    hparams: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """A model's parameter groups: weight decay's, then lr_cov's, then the method's own policy."""
+    defaults = argument_defaults(spec)
+    if decay_1d:
+        params: list[dict[str, Any]] = [
+            {"params": [p for p in model.parameters() if p.requires_grad]}
+        ]
+    else:
+        weight_decay = hparams.get("weight_decay", defaults.get("weight_decay", 0.0))
+        params = weight_decay_param_groups(model, weight_decay)
+    if lr_cov_scales:
+        lr_cov = hparams.get("lr_cov", defaults.get("lr_cov"))
+        params = lr_cov_param_groups(model, params, lr_cov_scales, lr_cov)
+    if spec.param_groups is not None:
+        params = spec.param_groups(model, params, {**defaults, **hparams})
+    return params
 
 
 def _check_overrides(

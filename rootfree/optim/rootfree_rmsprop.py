@@ -22,6 +22,7 @@ from rootfree.optim.base import (
     group_by_device_and_dtypes,
 )
 from rootfree.optim.fused import fused_rootfree_rmsprop
+from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
 from rootfree.optim.validation import (
     check_lr,
     check_nonnegative,
@@ -219,3 +220,45 @@ def _multi_tensor_rootfree_rmsprop(
             torch._foreach_add_(b, direction)
             direction = b
         torch._foreach_add_(p, direction, alpha=-lr)
+
+
+SPECS = (
+    OptimizerSpec(
+        "rootfree_rmsprop",
+        RootFreeRMSProp,
+        family="diagonal",
+        root_free=True,
+        counterpart="rmsprop",
+        paper_names={
+            "lr": PaperName("lr"),
+            "weight_decay": PaperName("weight_decay"),
+            "momentum": PaperName("momentum"),
+            "lr_cov": PaperName("lr_cov"),
+            "damping": PaperName("damping"),
+        },
+        defaults={
+            "lr": 5.0e-3,
+            "lr_cov": 1.0e-3,
+            "damping": 5.0e-5,
+            "momentum": 0.9,
+            "weight_decay": 2.0e-3,
+            "state_dtype": None,
+        },
+        search={
+            "lr": SearchRange(1e-4, 1.0),
+            "momentum": SearchRange(0.1, 0.99),
+            "lr_cov": SearchRange(1e-4, 0.1),
+            "damping": SearchRange(1e-6, 5e-4),
+            "weight_decay": SearchRange(1e-5, 0.1),
+        },
+        takes_batch_size=True,
+        dtype_arguments=("state_dtype",),
+        bench={"lr": 0.02, "lr_cov": 0.01, "momentum": 0.9},
+        description="root-free RMSProp (RF-RMSProp)",
+        notes="Paper stage-2 ranges (ResNet-34): lr 2e-3..1e-2, damping 1e-5..1e-4, lr_cov "
+        "8e-4..5e-3, momentum 0.1..0.99, weight_decay 1e-4..0.05; its best ResNet-34 run: lr "
+        "4.98e-3, momentum 0.961, lr_cov 1.18e-3, damping 5.58e-5, wd 2.32e-3. "
+        + "Damping stays small on purpose in the stage-1 space: a large one turns the method into SGD (docs/protocol.md). "
+        "state_dtype bfloat16 reproduces the paper's AMP runs (docs/update_rules.md).",
+    ),
+)

@@ -22,6 +22,7 @@ import torch
 
 from rootfree.optim import kronecker
 from rootfree.optim.base import PreconditionedOptimizer, grad_or_raise, renamed
+from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
 from rootfree.optim.validation import (
     check_betas,
     check_choice,
@@ -248,3 +249,46 @@ def inverse_root(matrix: torch.Tensor, exponent: float, eps: float) -> torch.Ten
         return inverse_root(matrix.double(), exponent, eps).to(matrix.dtype)
     eigenvalues = eigenvalues - eigenvalues.min().clamp(max=0.0) + eps
     return (eigenvectors * eigenvalues.pow(exponent)) @ eigenvectors.T
+
+
+SPECS = (
+    OptimizerSpec(
+        "shampoo",
+        Shampoo,
+        family="kronecker",
+        paper_names={
+            "lr": PaperName("lr"),
+            "weight_decay": PaperName("weight_decay"),
+            "momentum": PaperName("betas", index=0),
+            "lr_cov": PaperName("betas", index=1, complement=True),
+            "damping": PaperName("eps"),
+        },
+        defaults={
+            "lr": 1.0e-3,
+            "momentum": 0.9,
+            "lr_cov": 1.0e-3,
+            "damping": 1.0e-8,
+            "weight_decay": 0.0,
+            "update_every": 2,
+            "grafting": "none",
+            "preconditioner_dtype": "float32",
+            "root_dtype": "float32",
+        },
+        search={
+            "lr": SearchRange(1e-5, 0.1),
+            "momentum": SearchRange(0.1, 0.99),
+            "lr_cov": SearchRange(1e-4, 0.1),
+            "damping": SearchRange(1e-12, 1e-4),
+            "weight_decay": SearchRange(1e-5, 0.1),
+        },
+        dtype_arguments=("preconditioner_dtype", "root_dtype"),
+        bench={"lr": 2e-3, "eps": 1e-6, "update_every": 2, "grafting": "adam"},
+        description="Shampoo with eigendecomposition inverse roots (the paper's baseline)",
+        notes="As the paper ran Meta's: momentum = betas[0] (filtered gradient), T = 2, no "
+        "grafting. Paper stage-2 ranges (the authors' Swin sweep): lr 5e-4..5e-2, momentum "
+        "0.5..0.99, lr_cov 5e-4..0.1, damping 1e-10..1e-7, weight_decay 5e-4..0.1. "
+        "+optimizer.squeeze_size_one_axes=false is Meta's convention (a factor per size-1 "
+        "axis), set by the paper experiments; the default squeezes, so a 1x1 convolution is "
+        "treated as the matrix it is.",
+    ),
+)

@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rootfree.optim.registry import argument_defaults, get_optimizer_spec
-
-PAPER_HPARAMS = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
+from rootfree.optim.registry import get_optimizer_spec
+from rootfree.optim.spec import TRAINER_KEYS, argument_defaults
 
 
 def _complement(value: float) -> float:
@@ -70,10 +69,6 @@ def optimizer_arguments(name: str, settings: Mapping[str, Any]) -> dict[str, Any
             f"Optimizer {name!r}: {clash} given both directly and in the paper's names"
         )
     return {**own, **arguments}
-
-
-# Config keys the trainer reads beside the optimizer's own (rootfree.train.build.build_optimizer).
-TRAINER_KEYS = ("name", "batch_size", "lr_cov_scales", "param_overrides")
 
 
 def config_keys(name: str) -> list[str]:

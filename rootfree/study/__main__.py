@@ -1,7 +1,7 @@
 """``rootfree-study`` (``make study``): run, collect and report the small-scale study of
 experiments/study.yaml, resumable, N runs at a time.
 
-Per question and optimizer: stage 1 samples the wide space (conf/search/random/), stage 2 the
+Per question and optimizer: stage 1 samples the wide space (the optimizer's spec), stage 2 the
 range of stage 1's best trials, then the chosen setting (best mean validation accuracy over the
 trials, by ``rootfree.results.select_best``) is rerun with more seeds. Runs are plain train runs
 under ``runs/study/<question>``; a relaunch skips what is finished. ``collect`` copies the

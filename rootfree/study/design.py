@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from rootfree.config_paths import config_dir
+from rootfree.optim import get_optimizer_spec
 from rootfree.results.tuning import narrowed_ranges
 
 DESIGN = (config_dir("experiments") or Path("experiments")) / "study.yaml"
@@ -19,8 +20,12 @@ SPACE = re.compile(r"(tag\(log,)?interval\(([^,]+),([^)]+)\)\)?")
 
 
 def load_space(optimizer: str) -> dict[str, tuple[float, float, bool]]:
-    """The stage-1 space of ``optimizer``: {key: (low, high, log)} from conf/search/random/."""
+    """The stage-1 space of ``optimizer``: {key: (low, high, log)}, from its spec, or from
+    conf/search/random/<optimizer>.yaml where that file replaces it."""
     path = config_dir("conf") / "search" / "random" / f"{optimizer}.yaml"
+    if not path.exists():
+        search = get_optimizer_spec(optimizer).search
+        return {key: (r.low, r.high, r.log) for key, r in search.items()}
     text = yaml.safe_load(path.read_text())
     space = {}
     for key, value in text.items():

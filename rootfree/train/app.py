@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from rootfree.optim import OPTIMIZERS
 from rootfree.paper_experiments import missing_best_file
 from rootfree.record import HASH_EXCLUDED, DiskFull, RunDir, RunStatus, config_hash
 from rootfree.record.files import write_bytes_atomic
@@ -45,10 +46,24 @@ def run_hash(*, _root_: DictConfig) -> str:
 
 
 def help_groups() -> str:
-    """OmegaConf resolver ``${rootfree_help_groups:}``: the groups a user picks, with options."""
+    """OmegaConf resolver ``${rootfree_help_groups:}``: the groups a user picks, with options;
+    a plug-in optimizer names the distribution that provides it."""
     return "\n".join(
-        f"{group}: {', '.join(group_options(group))}" for group in (*GROUPS, "hydra/launcher")
+        f"{group}: {', '.join(map(_with_provider(group), group_options(group)))}"
+        for group in (*GROUPS, "hydra/launcher")
     )
+
+
+def _with_provider(group: str):
+    def label(option: str) -> str:
+        spec = OPTIMIZERS.get(option) if group == "optimizer" else None
+        return (
+            f"{option} (plug-in from {spec.provider})"
+            if spec and spec.provider != "rootfree"
+            else option
+        )
+
+    return label
 
 
 # Registered on import, so launcher child processes (joblib, submitit) that unpickle the task

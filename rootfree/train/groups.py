@@ -15,8 +15,14 @@ _PLAIN = re.compile(r"^[\w.-]+(,[\w.-]+)*$")
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group, from every config folder in use."""
-    return sorted({p.stem for root in config_dirs() for p in (root / group).glob("*.yaml")})
+    """The options of a config group, from every config folder in use (and, for optimizers,
+    the registry, whose specs make their configs)."""
+    files = {p.stem for root in config_dirs() for p in (root / group).glob("*.yaml")}
+    if group == "optimizer":
+        from rootfree.optim import OPTIMIZERS  # torch: only where optimizers are asked for
+
+        files |= set(OPTIMIZERS)
+    return sorted(files)
 
 
 def did_you_mean(value: str, choices: list[str]) -> str:

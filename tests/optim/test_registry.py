@@ -216,6 +216,7 @@ def _documented_arguments() -> dict[str, dict[str, str]]:
     from pathlib import Path
 
     text = (Path(__file__).parents[2] / "docs" / "hyperparameters.md").read_text()
+    text = text.split("<!-- generated: arguments -->")[1].split("<!-- end generated -->")[0]
     rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
     header = next(row for row in rows if row[0].strip() == "optimizer")
     names = [cell.strip() for cell in header[1:]]
@@ -287,3 +288,11 @@ def test_bad_param_overrides_are_named(overrides, target, message):
     target = model if target == "model" else model.parameters()
     with pytest.raises(ValueError, match=message):
         create_optimizer("rootfree_shampoo", target, batch_size=8, param_overrides=overrides)
+
+
+def test_the_generated_tables_of_docs_hyperparameters_are_current():
+    from rootfree import catalogue
+
+    text = catalogue.DOC.read_text()
+    assert catalogue.render(text) == text, "run `make docs` (python -m rootfree.catalogue)"
+    assert text.count("<!-- generated: ") == len(catalogue.GENERATORS)

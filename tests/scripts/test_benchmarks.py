@@ -76,3 +76,18 @@ def test_narrowing_keeps_the_best_trials_ranges_on_validation():
     assert "weight_decay" not in ranges, "one value among the best: nothing to narrow"
     (override,) = narrow.as_overrides({"lr": (0.005, 0.04)})
     assert override == "optimizer.lr=tag(log,interval(0.005,0.04))"
+
+
+def test_the_bench_takes_every_registered_optimizer_and_its_reference(monkeypatch):
+    import dataclasses
+
+    from rootfree.optim import OPTIMIZERS
+
+    plugged = dataclasses.replace(OPTIMIZERS["sgd"], name="plugged_sgd", provider="a-plugin")
+    monkeypatch.setitem(OPTIMIZERS, "plugged_sgd", plugged)  # as a plug-in registers
+    bench = load("bench_optimizers")
+    labels = {config.label: config for config in bench.configs()}
+    assert set(OPTIMIZERS) <= set(labels)
+    assert labels["rootfree_shampoo"].baseline == "rootfree_shampoo_reference"
+    model = torch.nn.Linear(4, 3)
+    assert isinstance(labels["plugged_sgd"].build(model, 8), torch.optim.SGD)
