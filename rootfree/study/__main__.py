@@ -23,14 +23,14 @@ from pathlib import Path
 import yaml
 
 from rootfree.optim import OPTIMIZERS
-from rootfree.study.design import DESIGN, Question, check_design, plan
+from rootfree.study.design import DESIGN, check_design, plan
+from rootfree.study.kinds import make_questions
 from rootfree.study.launchers import LAUNCHERS, make_launch
 from rootfree.study.report import CHECKS, report
 from rootfree.study.schedule import (
     collect_records,
     restore_records,
     run_all,
-    settled_counts,
 )
 
 
@@ -110,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in design:
             fail(f"--only: unknown question {name!r}; choose from {', '.join(design)}")
-    everything = {name: Question(name, spec, args.runs.resolve()) for name, spec in design.items()}
+    everything = make_questions(design, args.runs.resolve())
     questions = [everything[name] for name in names]
     if args.command == "plan":
-        committed = {n: Question(n, spec, args.out.resolve()) for n, spec in design.items()}
+        committed = make_questions(design, args.out.resolve())
         settled = {
             q.name: most_settled(
-                settled_counts(q, everything), settled_counts(committed[q.name], committed)
+                q.settled_counts(everything), committed[q.name].settled_counts(committed)
             )
             for q in questions
         }
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "collect"):
         collect_records(questions, args.out)
     # records and the tables built from them always change together
-    records = {name: Question(name, spec, args.out.resolve()) for name, spec in design.items()}
+    records = make_questions(design, args.out.resolve())
     report([records[q.name] for q in questions], records, args.out, args.tables or args.out.parent)
     return 0
 

@@ -64,7 +64,10 @@ def merge_overrides(*groups: list[str]) -> list[str]:
 
 
 class Question:
-    """One comparison of the design and the run directories that answer it."""
+    """One question of the design and the run directories that answer it; its kind's class
+    (rootfree.study.kinds) says how it plans, runs, counts and reports."""
+
+    kind = ""
 
     def __init__(self, name: str, spec: dict, runs: Path) -> None:
         self.name, self.spec, self.runs = name, spec, runs / name
@@ -123,8 +126,24 @@ class Question:
         }
         return sample(space, self.trials(optimizer)[1], seed=2)
 
+    def plan_rows(self) -> list[tuple[str, int, float]]:
+        """(what, runs, CPU minutes per run), before anything has run."""
+        raise NotImplementedError
 
-KINDS = {
+    def pending(self, everything: dict[str, Question]) -> list[list[str]]:
+        """The overrides of every run that can start now."""
+        raise NotImplementedError
+
+    def settled_counts(self, everything: dict[str, Question]) -> dict[str, int]:
+        """Settled runs on disk per plan row."""
+        raise NotImplementedError
+
+    def report(self, everything: dict[str, Question], records: Path, out: Path):
+        """Write its tables under ``out``; (failed checks, unanswered ones) or None."""
+        raise NotImplementedError
+
+
+KEYS = {  # the keys a design entry of each kind may set
     "comparison": {
         "title",
         "overrides",
@@ -166,11 +185,11 @@ def check_design(design: dict, optimizers, checks) -> None:
 
     for name, spec in design.items():
         kind = spec.get("kind", "comparison")
-        if kind not in KINDS:
-            raise bad(name, "kind", kind, KINDS)
+        if kind not in KEYS:
+            raise bad(name, "kind", kind, KEYS)
         for key in spec:
-            if key not in KINDS[kind]:
-                raise bad(name, key, spec[key], KINDS[kind])
+            if key not in KEYS[kind]:
+                raise bad(name, key, spec[key], KEYS[kind])
         methods = spec.get("optimizers", [spec.get("optimizer")] if kind == "derived" else [])
         for method in [*methods, *spec.get("references", [])]:
             if method not in optimizers:
@@ -212,7 +231,7 @@ def _check_transfer(name: str, spec: dict, bad) -> None:
 def _check_cells(name: str, spec: dict, bad) -> None:
     """``cells``: label paths of the grid; ``paired``: {axis: a grid axis, base: {a label of
     another axis: a label of ``axis``}}."""
-    labels = _grid_labels({"grid": spec["grid"]})
+    labels = grid_labels({"grid": spec["grid"]})
     for cell in spec.get("cells", []):
         if cell not in labels:
             raise bad(name, "cells", cell, labels)
@@ -224,7 +243,7 @@ def _check_cells(name: str, spec: dict, bad) -> None:
         for group, label in base.items():
             if str(label) not in map(str, spec["grid"][axis]):
                 raise bad(name, f"paired.base.{group}", label, spec["grid"][axis])
-        for cell in _grid_labels(spec):
+        for cell in grid_labels(spec):
             if not set(cell.split("/")) & set(base):
                 raise ValueError(
                     f"{name}.paired.base: no base for the cell {cell!r}; key it by one of its labels"
@@ -235,20 +254,6 @@ def seed_list(seeds: int | list[int]) -> list[int]:
     """``seeds``: a count (seeds 0 to n - 1) or the seeds themselves, e.g. fresh ones [1, 2]
     where seed 0 made a selection that these runs re-measure."""
     return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-
-
-def plan_rows(question: Question) -> list[tuple[str, int, float]]:
-    """(what, runs, CPU minutes per run) of a question, before anything has run."""
-    spec, minutes = question.spec, question.spec["minutes"]
-    if spec.get("kind") == "computation":
-        return [("computed by `report`", 0, 0.0)]
-    if spec.get("kind") == "derived":
-        seeds = len(seed_list(spec["seeds"]))
-        return [(label, seeds, cell_minutes(minutes, label)) for label in _grid_labels(spec)]
-    return [
-        (opt, sum(question.trials(opt)) + spec["seeds"] - 1, minutes.get(opt, minutes["default"]))
-        for opt in spec["optimizers"]
-    ]
 
 
 def cell_minutes(minutes: dict, label: str) -> float:
@@ -272,7 +277,7 @@ def grid_cells(spec: dict) -> list[tuple[tuple[str, ...], list[str]]]:
     return cells
 
 
-def _grid_labels(spec: dict) -> list[str]:
+def grid_labels(spec: dict) -> list[str]:
     return ["/".join(labels) for labels, _ in grid_cells(spec)]
 
 
@@ -303,7 +308,7 @@ def plan(
     total = left = 0.0
     for question in questions:
         print(f"{question.name}: {question.spec['title']}")
-        lines = plan_lines(plan_rows(question), settled.get(question.name, {}))
+        lines = plan_lines(question.plan_rows(), settled.get(question.name, {}))
         for what, runs, cpu, done in lines:
             each = cpu / runs if runs else 0.0
             total, left = total + cpu, left + each * (runs - done)

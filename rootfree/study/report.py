@@ -29,8 +29,8 @@ from rootfree.results.tables import (
 )
 from rootfree.results.transfer import paired_to_base, transfer_table
 from rootfree.results.tuning import tuning_curve
-from rootfree.study.design import Question, plan_rows, seed_list
-from rootfree.study.schedule import derived_runs, progress, run_path, settled_counts
+from rootfree.study.design import Question, seed_list
+from rootfree.study.schedule import derived_runs, progress, run_path
 
 CHECKS = {
     "converged": lambda frame, scores, chosen, q: validity.converged(frame, chosen),
@@ -359,20 +359,7 @@ def report(
     also rebuilds status.md."""
     failed: dict[str, tuple[int, int] | None] = {}
     for question in questions:
-        failed[question.name] = None
-        if question.spec.get("kind") == "computation":
-            report_computation(question, out / question.name)
-        elif question.spec.get("kind") == "derived":
-            report_derived(question, everything, out / question.name)
-        elif (records / question.name).exists():
-            checks = report_question(
-                question, everything, records / question.name, out / question.name
-            )
-            failed[question.name] = (int((~checks["passed"]).sum()), unanswered(checks))
-            print(
-                f"{question.name}: {len(checks)} validity checks, {failed[question.name][0]}"
-                f" failed, {failed[question.name][1]} not answered by a passing direct test"
-            )
+        failed[question.name] = question.report(everything, records, out)
     if len(questions) == len(everything):
         write_status(status_table(questions, everything, failed), out)
     return failed
@@ -388,10 +375,10 @@ def status_table(
     direct test answers."""
     rows = []
     for question in questions:
-        settled = settled_counts(question, everything)
+        settled = question.settled_counts(everything)
         plan = [
             (runs, min(runs, settled.get(what, 0)), minutes)
-            for what, runs, minutes in plan_rows(question)
+            for what, runs, minutes in question.plan_rows()
         ]
         rows.append(
             {

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -104,38 +103,6 @@ def derived_runs(
     return runs
 
 
-def pending(question: Question, questions: dict[str, Question]) -> list[list[str]]:
-    """Every run of ``question`` that can start now."""
-    if question.spec.get("kind") == "computation":
-        return []
-    if question.spec.get("kind") == "derived":
-        runs = derived_runs(question, questions[question.spec["from"]])
-        every = [o for group in (runs or {}).values() for o in group]
-        return unfinished(every, question.retry_failed)
-    return [o for opt in question.spec["optimizers"] for o in progress(question, opt)[0]]
-
-
-def settled_counts(question: Question, everything: dict[str, Question]) -> dict[str, int]:
-    """Settled runs on disk per plan row: per optimizer (runs of this design only) or per
-    grid cell ("32/with_B")."""
-    if question.spec.get("kind") == "computation" or not question.runs.exists():
-        return {}
-    if question.spec.get("kind") == "derived":
-        runs = derived_runs(question, everything[question.spec["from"]]) or {}
-        return {
-            "/".join(labels): sum(is_settled(o, question.retry_failed) for o in group)
-            for labels, group in runs.items()
-        }
-    counts: Counter[str] = Counter()
-    for status in question.runs.glob("*/status.json"):
-        state = (RunDir(status.parent, writer=False).status() or {}).get("status")
-        if state is not None and RunStatus(state).settled(question.retry_failed):
-            config = read_run(status.parent).config
-            if config and follows_design(config, question.spec.get("overrides", [])):
-                counts[config["optimizer"]["name"]] += 1
-    return dict(counts)
-
-
 def train(overrides: list[str], log_path: Path, device: str) -> int:
     """One single-threaded train.py run (in a worker thread: no Hydra compose here). The device
     is not part of a run's identity, so CPU and GPU runs share run directories."""
@@ -168,7 +135,7 @@ def run_all(
         while True:
             busy = set(running.values())
             for question in questions:
-                for overrides in pending(question, everything):
+                for overrides in question.pending(everything):
                     if len(running) < jobs and tuple(overrides) not in busy:
                         log_path = logs / run_path(overrides).with_suffix(".log").name
                         running[pool.submit(launch, overrides, log_path, device)] = tuple(overrides)

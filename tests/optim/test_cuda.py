@@ -10,7 +10,7 @@ import torch
 from rootfree.optim import OPTIMIZERS, RootFreeShampoo, create_optimizer
 from rootfree.optim.base import foreach_scale_
 from tests.optim.helpers import BATCH, batches, small_cnn, train
-from tests.optim.test_common import HPARAMS
+from tests.optim.test_common import settings
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -28,9 +28,9 @@ def exact_cuda_math():
 def test_cuda_trajectory_matches_cpu(name):
     data = batches(6)
     cpu_model = small_cnn()
-    train(cpu_model, create_optimizer(name, cpu_model, batch_size=BATCH, **HPARAMS[name]), data)
+    train(cpu_model, create_optimizer(name, cpu_model, batch_size=BATCH, **settings(name)), data)
     cuda_model = small_cnn().cuda()
-    cuda_optimizer = create_optimizer(name, cuda_model, batch_size=BATCH, **HPARAMS[name])
+    cuda_optimizer = create_optimizer(name, cuda_model, batch_size=BATCH, **settings(name))
     train(cuda_model, cuda_optimizer, [(x.cuda(), y.cuda()) for x, y in data])
     for a, b in zip(cpu_model.parameters(), cuda_model.parameters()):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-4, atol=1e-5)
@@ -39,7 +39,7 @@ def test_cuda_trajectory_matches_cpu(name):
 @pytest.mark.parametrize("name", ["rootfree_adam", "rootfree_rmsprop", "rootfree_shampoo"])
 def test_cuda_root_free_steps_make_no_host_sync(name):
     model = small_cnn().cuda()
-    optimizer = create_optimizer(name, model, batch_size=BATCH, **HPARAMS[name])
+    optimizer = create_optimizer(name, model, batch_size=BATCH, **settings(name))
     data = [(x.cuda(), y.cuda()) for x, y in batches(3)]
     for x, y in data:
         optimizer.zero_grad()
@@ -84,9 +84,9 @@ def test_cuda_fused_step_matches_cpu(name):
     """``fused=True`` compiles to Triton on CUDA; it must track the CPU reference loop."""
     data = batches(4)
     cpu_model = small_cnn()
-    train(cpu_model, create_optimizer(name, cpu_model, batch_size=BATCH, **HPARAMS[name]), data)
+    train(cpu_model, create_optimizer(name, cpu_model, batch_size=BATCH, **settings(name)), data)
     cuda_model = small_cnn().cuda()
-    fused = create_optimizer(name, cuda_model, batch_size=BATCH, fused=True, **HPARAMS[name])
+    fused = create_optimizer(name, cuda_model, batch_size=BATCH, fused=True, **settings(name))
     train(cuda_model, fused, [(x.cuda(), y.cuda()) for x, y in data])
     for a, b in zip(cpu_model.parameters(), cuda_model.parameters()):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-4, atol=1e-5)

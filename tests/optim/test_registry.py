@@ -30,20 +30,16 @@ def flat(arguments: dict) -> dict:
     return out
 
 
-def test_registry_holds_the_issue_names():
-    assert set(OPTIMIZERS) == {
-        "sgd",
-        "adamw",
-        "rmsprop",
-        "shampoo",
-        "rootfree_adam",
-        "rootfree_rmsprop",
-        "rootfree_shampoo",
-    }
+def test_registry_holds_the_papers_methods_and_the_newer_family():
+    paper = {"sgd", "adamw", "rmsprop", "shampoo", "rootfree_adam", "rootfree_rmsprop"}
+    newer = {"singd", "muon", "soap", "kl_shampoo", "kl_soap", "psgd_kron"}
+    assert {*paper, "rootfree_shampoo", *newer} <= set(OPTIMIZERS)
     assert OPTIMIZERS["rootfree_adam"].counterpart == "adamw"
     assert OPTIMIZERS["rootfree_rmsprop"].counterpart == "rmsprop"
     assert OPTIMIZERS["rootfree_shampoo"].counterpart == "shampoo"
     assert OPTIMIZERS["rootfree_shampoo"].family == OPTIMIZERS["shampoo"].family == "kronecker"
+    assert OPTIMIZERS["muon"].family == "orthogonal"
+    assert all(OPTIMIZERS[name].provider == "rootfree" for name in {*paper, *newer})
 
 
 def test_unknown_optimizer_lists_the_choices():

@@ -18,6 +18,7 @@ from rootfree.record.reader import RunRecord
 from rootfree.study import design as study_design
 from rootfree.study import report as study_report
 from rootfree.study.__main__ import main as study_main
+from rootfree.study.kinds import make_question
 from tests.results.rundirs import write_run
 
 GRID = {
@@ -131,9 +132,7 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert re.search(r"\| total +\| +13 \| +13 \| +0\.0 \| +" + hours, status), status
     every = [*records, *derived, *iter_runs(tmp_path / "runs" / "wd_seeds")]
     wall = sum(max(m["wall_seconds"] for m in r.metrics if "wall_seconds" in m) for r in every)
-    collected = [
-        study_design.Question(n, q, tmp_path / "out") for n, q in DESIGN["questions"].items()
-    ]
+    collected = [make_question(n, q, tmp_path / "out") for n, q in DESIGN["questions"].items()]
     assert sum(map(study_report.run_hours, collected)) * 3600 == pytest.approx(wall)
     rows = pd.read_csv(tmp_path / "wd" / "table.csv")
     assert rows["decay"].tolist() == ["none", "none", "some", "some", "sgd (tiny)"]
@@ -172,17 +171,15 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
 
 def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, capsys):
     spec = {**DESIGN["questions"]["tiny"], "optimizers": ["sgd", "adamw"]}
-    fewer = study_design.Question("tiny", {**spec, "trials": [3, 2]}, tmp_path)
-    more = study_design.Question(
-        "tiny", {**spec, "trials": {"default": [3, 2], "sgd": [3, 5]}}, tmp_path
-    )
+    fewer = make_question("tiny", {**spec, "trials": [3, 2]}, tmp_path)
+    more = make_question("tiny", {**spec, "trials": {"default": [3, 2], "sgd": [3, 5]}}, tmp_path)
     assert more.trials("sgd") == (3, 5) and more.trials("adamw") == (3, 2)
     trials = [(0.9, s) for s in fewer.stage1("sgd")]
     assert more.stage1("sgd") == fewer.stage1("sgd")
     extended = more.stage2("sgd", trials)
     assert len(extended) == 5 and extended[:2] == fewer.stage2("sgd", trials)
     assert len(set(map(str, extended))) == 5
-    assert [runs for _, runs, _ in study_design.plan_rows(more)] == [3 + 5 + 1, 3 + 2 + 1]
+    assert [runs for _, runs, _ in more.plan_rows()] == [3 + 5 + 1, 3 + 2 + 1]
 
 
 def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
@@ -190,7 +187,7 @@ def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
         **DESIGN["questions"]["tiny"],
         "space": {"lr_cov": [3e-3, 0.3], "lr": {"adamw": [1e-6, 1e-3]}},
     }
-    question = study_design.Question("tiny", spec, tmp_path)
+    question = make_question("tiny", spec, tmp_path)
     wide = {name: study_design.load_space(name) for name in ("adamw", "rootfree_adam", "sgd")}
     assert question.space("adamw")["lr"] == (1e-6, 1e-3, True)
     assert question.space("rootfree_adam")["lr"] == wide["rootfree_adam"]["lr"]
@@ -415,7 +412,7 @@ def test_a_questions_hours_are_each_runs_last_wall_clock_time(tmp_path):
     sgd = {"name": "sgd", "lr": 0.1}
     write_run(tmp_path / "q", "a", optimizer=sgd, seed=0, val=[0.5, 0.6, 0.7], test=[0.5] * 3)
     write_run(tmp_path / "q", "b", optimizer=sgd, seed=1, val=[0.5], test=[0.5])
-    question = study_design.Question("q", DESIGN["questions"]["tiny"], tmp_path)
+    question = make_question("q", DESIGN["questions"]["tiny"], tmp_path)
     assert study_report.run_hours(question) == pytest.approx((30.0 + 10.0) / 3600)
 
 
@@ -475,7 +472,7 @@ def test_the_paper_scale_study_composes_and_plans_in_gpu_hours(tmp_path, capsys)
     out = capsys.readouterr().out
     assert re.search(r"total: \d+\.\d GPU hours; left: \d+\.\d", out), out
     questions = yaml.safe_load(path.read_text())["questions"]
-    every = {n: study_design.Question(n, q, tmp_path) for n, q in questions.items()}
+    every = {n: make_question(n, q, tmp_path) for n, q in questions.items()}
     for name, spec in questions.items():
         if spec.get("kind") == "computation":
             continue
@@ -499,13 +496,23 @@ def test_a_failed_run_is_settled_unless_failed_runs_are_retried(tmp_path):
     from rootfree.study import schedule
 
     tiny = {**DESIGN["questions"]["tiny"], "trials": [2, 1]}
-    question = study_design.Question("tiny", tiny, tmp_path)
+    question = make_question("tiny", tiny, tmp_path)
     first, _ = [question.overrides("sgd", s, 0) for s in question.stage1("sgd")]
     run = RunDir(schedule.run_path(first))
     run.path.mkdir(parents=True)
     for status, pending, retried in (("failed", 1, 2), ("interrupted", 2, 2)):
         run.set_status(status)
         question.retry_failed = False
-        assert len(schedule.pending(question, {"tiny": question})) == pending, status
+        assert len(question.pending({"tiny": question})) == pending, status
         question.retry_failed = True
-        assert len(schedule.pending(question, {"tiny": question})) == retried, status
+        assert len(question.pending({"tiny": question})) == retried, status
+
+
+def test_each_kind_of_question_is_its_own_class():
+    from rootfree.study import kinds
+
+    assert type(make_question("a", DESIGN["questions"]["tiny"], Path("r"))) is kinds.Comparison
+    assert type(make_question("b", DESIGN["questions"]["wd"], Path("r"))) is kinds.Derived
+    computed = make_question("c", {"kind": "computation", "minutes": {"default": 0}}, Path("r"))
+    assert computed.plan_rows() == [("computed by `report`", 0, 0.0)] and computed.pending({}) == []
+    assert set(kinds.KINDS) == set(study_design.KEYS), "every kind the design accepts has a class"

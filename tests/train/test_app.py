@@ -20,23 +20,23 @@ def statuses(runs: Path) -> dict[str, str]:
     return {p.parent.name: json.loads(p.read_text())["status"] for p in runs.glob("*/status.json")}
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_every_config_combination_composes_into_a_working_optimizer(optimizer):
+def test_every_model_and_dataset_config_composes():
     for model in MODELS:
         for dataset in DATASETS:
-            config = compose_config(
-                f"optimizer={optimizer}", f"model={model}", f"dataset={dataset}"
-            )
-            assert (
-                config["optimizer"]["name"],
-                config["model"]["name"],
-                config["dataset"]["name"],
-            ) == (optimizer, model, dataset)
+            config = compose_config(f"model={model}", f"dataset={dataset}")
+            assert (config["model"]["name"], config["dataset"]["name"]) == (model, dataset)
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_optimizer_config_composes_into_a_working_optimizer(optimizer):
+    config = compose_config(f"optimizer={optimizer}")
+    assert config["optimizer"]["name"] == optimizer
     settings = {k: v for k, v in config["optimizer"].items() if k != "name"}
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     built = create_optimizer(
-        optimizer, torch.nn.Linear(3, 2), batch_size=8, **optimizer_arguments(optimizer, settings)
+        optimizer, model, batch_size=8, **optimizer_arguments(optimizer, settings)
     )
-    assert built.param_groups[0]["lr"] == settings["lr"]
+    assert settings["lr"] in [group["lr"] for group in built.param_groups]
 
 
 def test_config_files_match_the_registries():
