@@ -37,7 +37,7 @@ import torch
 
 from rootfree.optim import kronecker
 from rootfree.optim.base import PreconditionedOptimizer, grad_or_raise
-from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
+from rootfree.optim.spec import ADAM_PAPER_NAMES, OptimizerSpec, PaperName, SearchRange
 from rootfree.optim.validation import (
     check_betas,
     check_lr,
@@ -495,13 +495,7 @@ class KLSOAP(_KLOptimizer):
         )
 
 
-PAPER_NAMES = {
-    "lr": PaperName("lr"),
-    "weight_decay": PaperName("weight_decay"),
-    "momentum": PaperName("betas", index=0),
-    "lr_cov": PaperName("betas", index=1, complement=True),
-    "damping": PaperName("eps"),
-}
+PAPER_NAMES = {**ADAM_PAPER_NAMES, "damping": PaperName("eps")}
 DEFAULTS = {
     "lr": 1.0e-4,
     "momentum": 0.9,

@@ -23,7 +23,7 @@ from rootfree.optim.base import (
     group_by_device_and_dtypes,
 )
 from rootfree.optim.fused import fused_rootfree_adam
-from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
+from rootfree.optim.spec import ADAM_PAPER_NAMES, OptimizerSpec, PaperName, SearchRange
 from rootfree.optim.validation import (
     check_betas,
     check_lr,
@@ -238,10 +238,7 @@ SPECS = (
         root_free=True,
         counterpart="adamw",
         paper_names={
-            "lr": PaperName("lr"),
-            "weight_decay": PaperName("weight_decay"),
-            "momentum": PaperName("betas", index=0),
-            "lr_cov": PaperName("betas", index=1, complement=True),
+            **ADAM_PAPER_NAMES,
             "damping": PaperName("damping"),
         },
         defaults={

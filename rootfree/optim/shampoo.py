@@ -22,7 +22,7 @@ import torch
 
 from rootfree.optim import kronecker
 from rootfree.optim.base import PreconditionedOptimizer, grad_or_raise, renamed
-from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
+from rootfree.optim.spec import ADAM_PAPER_NAMES, OptimizerSpec, PaperName, SearchRange
 from rootfree.optim.validation import (
     check_betas,
     check_choice,
@@ -257,10 +257,7 @@ SPECS = (
         Shampoo,
         family="kronecker",
         paper_names={
-            "lr": PaperName("lr"),
-            "weight_decay": PaperName("weight_decay"),
-            "momentum": PaperName("betas", index=0),
-            "lr_cov": PaperName("betas", index=1, complement=True),
+            **ADAM_PAPER_NAMES,
             "damping": PaperName("eps"),
         },
         defaults={

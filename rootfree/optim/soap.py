@@ -30,7 +30,7 @@ import torch
 
 from rootfree.optim import kronecker
 from rootfree.optim.base import PreconditionedOptimizer, grad_or_raise
-from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
+from rootfree.optim.spec import ADAM_PAPER_NAMES, OptimizerSpec, PaperName, SearchRange
 from rootfree.optim.validation import (
     DTYPES,
     check_betas,
@@ -360,10 +360,7 @@ SPECS = (
         SOAP,
         family="kronecker",
         paper_names={
-            "lr": PaperName("lr"),
-            "weight_decay": PaperName("weight_decay"),
-            "momentum": PaperName("betas", index=0),
-            "lr_cov": PaperName("betas", index=1, complement=True),
+            **ADAM_PAPER_NAMES,
             "damping": PaperName("eps"),
         },
         defaults={

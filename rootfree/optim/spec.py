@@ -53,6 +53,15 @@ class SearchRange:
         return f"tag(log, {interval})" if self.log else interval
 
 
+# Where an Adam-style method keeps the paper's names: momentum = betas[0], lr_cov = 1 - betas[1]
+# (damping differs: Adam's eps, or the root-free methods' damping).
+ADAM_PAPER_NAMES = {
+    "lr": PaperName("lr"),
+    "weight_decay": PaperName("weight_decay"),
+    "momentum": PaperName("betas", index=0),
+    "lr_cov": PaperName("betas", index=1, complement=True),
+}
+
 # A parameter-group policy: (model, groups built so far, the optimizer's settings) -> groups.
 GroupPolicy = Callable[[torch.nn.Module, list[dict[str, Any]], Mapping[str, Any]], list[dict]]
 

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from rootfree.optim.spec import OptimizerSpec, PaperName, SearchRange
+from rootfree.optim.spec import ADAM_PAPER_NAMES, OptimizerSpec, PaperName, SearchRange
 
 COMMON = {"lr": PaperName("lr"), "weight_decay": PaperName("weight_decay")}
-ADAM_LIKE = {
-    **COMMON,
-    "momentum": PaperName("betas", index=0),
-    "lr_cov": PaperName("betas", index=1, complement=True),
-}
 MOMENTUM = SearchRange(0.1, 0.99)
 
 SPECS = (
@@ -35,7 +30,7 @@ SPECS = (
         "adamw",
         torch.optim.AdamW,
         family="diagonal",
-        paper_names={**ADAM_LIKE, "damping": PaperName("eps")},
+        paper_names={**ADAM_PAPER_NAMES, "damping": PaperName("eps")},
         defaults={
             "lr": 1.0e-3,
             "momentum": 0.9,
