@@ -110,8 +110,13 @@ class Question:
         )
         return first, second
 
+    def sampler_seed(self) -> int:
+        """Stage 1 draws with this seed and stage 2 with the next (``sampler_seed``, default 1):
+        a rerun of the whole search is the same question with another seed."""
+        return int(self.spec.get("sampler_seed", 1))
+
     def stage1(self, optimizer: str) -> list[dict]:
-        return sample(self.space(optimizer), self.trials(optimizer)[0], seed=1)
+        return sample(self.space(optimizer), self.trials(optimizer)[0], seed=self.sampler_seed())
 
     def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
         wide = self.space(optimizer)
@@ -124,7 +129,7 @@ class Question:
             )
             for key, (low, high, log) in wide.items()
         }
-        return sample(space, self.trials(optimizer)[1], seed=2)
+        return sample(space, self.trials(optimizer)[1], seed=self.sampler_seed() + 1)
 
     def plan_rows(self) -> list[tuple[str, int, float]]:
         """(what, runs, CPU minutes per run), before anything has run."""
@@ -155,6 +160,8 @@ KEYS = {  # the keys a design entry of each kind may set
         "seeds",
         "checks",
         "minutes",
+        "sampler_seed",
+        "rerun_of",
     },
     "derived": {
         "title",
@@ -199,6 +206,28 @@ def check_design(design: dict, optimizers, checks) -> None:
                 raise bad(name, "checks", check, checks)
         if kind == "derived":
             _check_derived(name, spec, design, bad)
+        if "rerun_of" in spec:
+            _check_rerun(name, spec, design, bad)
+
+
+def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:
+    """``rerun_of``: a comparison with the same optimizers and overrides searched with another
+    ``sampler_seed`` (the next one is stage 2's, so two apart at least)."""
+    others = [
+        n for n, q in design.items() if n != name and q.get("kind", "comparison") == "comparison"
+    ]
+    source = design.get(spec["rerun_of"])
+    if spec["rerun_of"] not in others:
+        raise bad(name, "rerun_of", spec["rerun_of"], others)
+    for key in ("optimizers", "overrides"):
+        if source.get(key) != spec.get(key):
+            raise ValueError(f"{name}.{key}: a rerun of {spec['rerun_of']} must have its {key}")
+    seeds = {int(q.get("sampler_seed", 1)) for q in (source, spec)}
+    if len(seeds) < 2 or max(seeds) - min(seeds) < 2:
+        raise ValueError(
+            f"{name}.sampler_seed: {spec.get('sampler_seed', 1)!r} must differ from "
+            f"{spec['rerun_of']}'s by 2 or more (each search uses its seed and the next)"
+        )
 
 
 def _check_derived(name: str, spec: dict, design: dict, bad) -> None:

@@ -50,6 +50,8 @@ class Comparison(Question):
         if not (records / self.name).exists():
             return None
         checks = reporting.report_question(self, everything, records / self.name, out / self.name)
+        if "rerun_of" in self.spec and (records / self.spec["rerun_of"]).exists():
+            reporting.write_rerun(self, records, out / self.name)
         failed = int((~checks["passed"]).sum()), reporting.unanswered(checks)
         print(
             f"{self.name}: {len(checks)} validity checks, {failed[0]} failed, {failed[1]} not "

@@ -15,6 +15,7 @@ from rootfree.results import validity
 from rootfree.results.collect import collect, run_provenance
 from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
+from rootfree.results.rerun import search_rerun_table
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import CELL, run_scores, select_best
 from rootfree.results.stability import stability_markdown, worst_drop
@@ -127,6 +128,27 @@ def chosen_runs(source: Question, optimizer: str) -> list[list[str]] | None:
     if best is None:
         return None
     return [source.overrides(optimizer, best, seed) for seed in range(source.spec["seeds"])]
+
+
+def write_rerun(question: Question, records: Path, out: Path) -> None:
+    """rerun.md: per optimizer, the test accuracy of the chosen setting of ``rerun_of``'s
+    search and of this rerun of it (another sampler seed), and how far it moved."""
+    searches = []
+    for name in (question.spec["rerun_of"], question.name):
+        scores = run_scores(collect(records / name)[0])
+        searches.append((scores, select_best(scores)))
+    table = search_rerun_table(*searches)
+    table.to_csv(out / "rerun.csv", index=False, float_format="%.6g")
+    shown = table.assign(
+        **{c: table[c] * 100 for c in ("test_acc", "rerun_test_acc", "moved", "moved_ci95")}
+    )
+    text = (
+        f"# {question.name}: {question.spec['rerun_of']}'s search rerun with sampler seed "
+        f"{question.sampler_seed()}\n\nTest accuracy in % of each search's chosen setting (mean "
+        "over its seeds); same_setting: both searches chose one setting; moved: the rerun's minus "
+        "the first's, with Welch's 95% CI: how far the choice depends on the search's draws.\n\n"
+    )
+    (out / "rerun.md").write_text(text + _markdown(shown) + "\n")
 
 
 def unanswered(checks: pd.DataFrame) -> int:

@@ -326,6 +326,12 @@ def check_transfer(derived: list, out) -> None:
             {"paired": {"axis": "dmp", "base": {}}},
             "wd_seeds.paired.axis: 'dmp' is not valid; choose from ['damp', 'decay']",
         ),
+        ("tiny", {"rerun_of": "wd"}, "tiny.rerun_of: 'wd' is not valid; choose from []"),
+        (
+            "tiny",
+            {"rerun_of": "tiny", "sampler_seed": 3},
+            "tiny.rerun_of: 'tiny' is not valid; choose from []",
+        ),
     ],
 )
 def test_a_bad_design_is_refused_in_one_line_naming_the_key(
@@ -516,3 +522,25 @@ def test_each_kind_of_question_is_its_own_class():
     computed = make_question("c", {"kind": "computation", "minutes": {"default": 0}}, Path("r"))
     assert computed.plan_rows() == [("computed by `report`", 0, 0.0)] and computed.pending({}) == []
     assert set(kinds.KINDS) == set(study_design.KEYS), "every kind the design accepts has a class"
+
+
+def test_a_rerun_of_the_search_with_another_sampler_seed_reports_how_far_the_choice_moved(
+    tmp_path,
+):
+    tiny = {**DESIGN["questions"]["tiny"], "trials": [2, 1], "checks": ["seeds"]}
+    design = {"questions": {"tiny": tiny, "again": {**tiny, "sampler_seed": 3, "rerun_of": "tiny"}}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(design, sort_keys=False))
+    first, rerun = (make_question(n, q, tmp_path) for n, q in design["questions"].items())
+    assert first.stage1("sgd") != rerun.stage1("sgd"), "another sampler seed, other draws"
+    assert study_main(["run", "--design", str(path), *inside(tmp_path)]) == 0
+    row = pd.read_csv(tmp_path / "again" / "rerun.csv").iloc[0]
+    means = []
+    for name in ("tiny", "again"):
+        records = list(iter_runs(tmp_path / "runs" / name))
+        (chosen,) = {str(r.config["optimizer"]) for r in records if r.config["seed"] == 1}
+        picked = [r.final["test_acc"] for r in records if str(r.config["optimizer"]) == chosen]
+        means.append(np.mean(picked))
+    assert row["test_acc"] == pytest.approx(means[0]) and row["seeds"] == 2
+    assert row["moved"] == pytest.approx(means[1] - means[0], abs=1e-6)
+    assert "how far the choice depends" in (tmp_path / "again" / "rerun.md").read_text()
