@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from rootfree.results.stability import largest_spike, worst_drop
+
 
 def second_moment_at_init(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The fraction of root-free second-moment coordinates still exactly at S_0.
@@ -63,3 +65,16 @@ def _nbytes(value: Any) -> int:
     if isinstance(value, list | tuple):
         return sum(_nbytes(item) for item in value)
     return 0
+
+
+def training_stability(metrics: list[dict]) -> dict[str, float]:
+    """The run's worst fall of running training accuracy below its best so far and its largest
+    training-loss rise over its lowest so far, over the logged epochs (results.stability), so
+    a record says whether it collapsed without rereading its curve."""
+    rows = [r for r in metrics if "train_acc" in r and "train_loss" in r]
+    if not rows:
+        return {}
+    return {
+        "worst_acc_drop": worst_drop([float(r["train_acc"]) for r in rows]),
+        "loss_spike": largest_spike([float(r["train_loss"]) for r in rows]),
+    }

@@ -30,6 +30,7 @@ from rootfree.train.diagnostics import (
     optimizer_state_mib,
     peak_gpu_mib,
     second_moment_at_init,
+    training_stability,
 )
 from rootfree.train.loggers import create_logger
 from rootfree.train.losses import make_loss
@@ -351,7 +352,11 @@ class Trainer:
     def final_record(self) -> dict[str, Any] | None:
         """final_eval.json: the final model on the training split (where the data allow) and
         the final preconditioner's conditioning (where the optimizer has factors)."""
-        row = {**(self.evaluate_training_set() or {}), **factor_conditioning(self.optimizer)}
+        row = {
+            **(self.evaluate_training_set() or {}),
+            **factor_conditioning(self.optimizer),
+            **training_stability(self.run_dir.metrics()),
+        }
         return {"epoch": self.epoch, "step": self.step, **row} if row else None
 
     def evaluate_training_set(self) -> dict[str, Any] | None:

@@ -273,6 +273,7 @@ def test_the_final_model_is_evaluated_on_the_training_split_and_a_backfill_repro
         predicted = trainer.model((images.float() / 255 - mean) / std).argmax(-1)
     assert written["train_eval_acc"] == pytest.approx((predicted == labels).float().mean().item())
     assert written["epoch"] == trainer.epochs and 0.1 < written["train_eval_acc"] < 0.9
+    assert {"worst_acc_drop", "loss_spike"} <= set(written), "the run's stability, recorded"
 
     (path / "final_eval.json").unlink()  # as for a run that predates final_eval.json
     assert backfill_final_eval(path)
@@ -350,3 +351,16 @@ def test_before_the_first_checkpoint_a_relaunch_starts_over_and_says_so(tmp_path
     trainer = killed_at(config, tmp_path, 3)
     assert trainer.saved_step is None
     assert trainer.relaunch_note() == "no checkpoint yet, so a relaunch starts over"
+
+
+def test_a_runs_stability_is_its_worst_accuracy_fall_and_largest_loss_rise():
+    from rootfree.train.diagnostics import training_stability
+
+    rows = [
+        {"epoch": 1, "train_acc": 0.5, "train_loss": 1.0},
+        {"epoch": 2, "train_acc": 0.8, "train_loss": 0.5},
+        {"epoch": 3, "train_acc": 0.6, "train_loss": 0.9},  # a fall of 0.2, a rise to 1.8x
+        {"epoch": 4, "train_acc": 0.9, "train_loss": 0.4},
+    ]
+    assert training_stability(rows) == pytest.approx({"worst_acc_drop": 0.2, "loss_spike": 1.8})
+    assert training_stability([]) == {}
