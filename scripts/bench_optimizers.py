@@ -44,6 +44,7 @@ class BenchConfig:
     label: str
     build: Callable[[torch.nn.Module, int], torch.optim.Optimizer]
     baseline: str | None = None  # label of the config this one is compared with, if any
+    with_backward: bool = False  # timed as forward, backward and step, less forward and backward
 
 
 def _sirfshampoo(T: int, dtype: torch.dtype | None, structure: str = "dense") -> Callable:
@@ -86,15 +87,16 @@ def registered() -> list[BenchConfig]:
         def build(model, batch, name=spec.name, settings=settings):
             return create_optimizer(name, model, batch_size=batch, **settings)
 
-        label = f"{spec.name}_reference"
-        out.append(BenchConfig(spec.name, build, baseline=label if spec.reference else None))
+        label, hooks = f"{spec.name}_reference", spec.curvature_from_backward
+        baseline = label if spec.reference else None
+        out.append(BenchConfig(spec.name, build, baseline=baseline, with_backward=hooks))
         if spec.reference is not None:
 
             def reference(model, batch, spec=spec, settings=settings):
                 extra = {"batch_size": batch} if spec.takes_batch_size else {}
                 return spec.reference(model, **settings, **extra)
 
-            out.append(BenchConfig(label, reference))
+            out.append(BenchConfig(label, reference, with_backward=hooks))
     return out
 
 
@@ -156,6 +158,17 @@ def variants() -> list[BenchConfig]:
 
 def configs() -> list[BenchConfig]:
     return [*registered(), *variants()]
+
+
+def step_of(optimizer, forward_backward) -> Callable[[], None]:
+    """What is timed per step of a method whose curvature needs the backward pass: a forward
+    and backward (their median time is subtracted afterwards), then the step."""
+
+    def run() -> None:
+        forward_backward()
+        optimizer.step()
+
+    return run
 
 
 def make_model(name: str) -> torch.nn.Module:
@@ -234,7 +247,9 @@ def bench_model(model_name: str, device: torch.device, args: argparse.Namespace)
             p.grad = g.clone()
         try:
             optimizer = config.build(model, args.batch)
-            times = [timer(optimizer.step) for _ in range(args.warmup + args.steps)][args.warmup :]
+            times = [timer(step_of(optimizer, forward_backward)) - fwd_bwd
+                     if config.with_backward else timer(optimizer.step)
+                     for _ in range(args.warmup + args.steps)][args.warmup :]  # fmt: skip
         except (ImportError, RuntimeError, ValueError, KeyError) as error:  # e.g. SINGD: no
             # curvature without a backward pass between steps, so fixed-gradient steps skip it
             print(f"  {config.label:28s} skipped: {type(error).__name__}: {error}"[:150])

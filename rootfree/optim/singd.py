@@ -620,6 +620,7 @@ SPECS = (
         },
         dtype_arguments=("preconditioner_dtype",),
         bench={"lr": 2e-3, "lr_cov": 0.05, "damping": 1e-2, "update_every": 2, "others": "none"},
+        curvature_from_backward=True,
         reference=singd_reference,
         description="SINGD: structured inverse-free KFAC (Lin et al., ICML 2024; singd 0.0.5)",
         notes="Defaults are singd 0.0.5's (github.com/f-dangel/singd): lr 1e-3, momentum 0.9, "

@@ -90,6 +90,9 @@ class OptimizerSpec:
     param_groups: GroupPolicy | None = None
     bench: Mapping[str, Any] = field(default_factory=dict)
     reference: Callable[..., torch.optim.Optimizer] | None = None
+    # its curvature comes from hooks on the forward and backward passes (KFAC-like): a step
+    # without a backward before it measures nothing, so the bench times backward and step
+    curvature_from_backward: bool = False
     description: str = ""
     notes: str = ""  # where the defaults and ranges come from, for docs/hyperparameters.md
     provider: str = "rootfree"  # the distribution that registered it
