@@ -200,7 +200,8 @@ class Timer:
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held by the optimizer's state (SIRFShampoo keeps factors outside ``state``)."""
+    """Bytes held by the optimizer's state, with the attributes its ``STATE_ATTRIBUTES`` names
+    (singd's Ks, Cs, m_Ks, m_Cs and SIRFShampoo's preconditioner live outside ``state``)."""
     tensors: list[torch.Tensor] = []
 
     def collect(value: object) -> None:
@@ -217,8 +218,8 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
                 tensors.append(t)
 
     collect(list(optimizer.state.values()))
-    collect(getattr(optimizer, "preconditioner", []))
-    collect(getattr(optimizer, "preconditioner_momenta", []))
+    for name in getattr(optimizer, "STATE_ATTRIBUTES", ()):
+        collect(getattr(optimizer, name, None))
     return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
 
 

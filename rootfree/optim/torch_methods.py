@@ -8,6 +8,14 @@ from rootfree.optim.spec import ADAM_PAPER_NAMES, OptimizerSpec, PaperName, Sear
 
 COMMON = {"lr": PaperName("lr"), "weight_decay": PaperName("weight_decay")}
 MOMENTUM = SearchRange(0.1, 0.99)
+# torch's adaptive methods share one wide stage-1 space (the study's P1 and P2 used it for both)
+ADAPTIVE_SEARCH = {
+    "lr": SearchRange(1e-5, 0.1),
+    "momentum": MOMENTUM,
+    "lr_cov": SearchRange(1e-4, 0.1),
+    "damping": SearchRange(1e-12, 1e-6),
+    "weight_decay": SearchRange(1e-4, 0.5),
+}
 
 SPECS = (
     OptimizerSpec(
@@ -38,13 +46,7 @@ SPECS = (
             "damping": 1.0e-8,
             "weight_decay": 0.05,
         },
-        search={
-            "lr": SearchRange(1e-5, 0.1),
-            "momentum": MOMENTUM,
-            "lr_cov": SearchRange(1e-4, 0.1),
-            "damping": SearchRange(1e-12, 1e-6),
-            "weight_decay": SearchRange(1e-4, 0.5),
-        },
+        search=ADAPTIVE_SEARCH,
         bench={"lr": 2e-3},
         description="torch AdamW",
         notes="Paper stage-2 ranges (ResNet-34): lr 1e-4..8e-3, damping 1e-12..1e-6, "
@@ -67,13 +69,7 @@ SPECS = (
             "damping": 1.0e-8,
             "weight_decay": 0.0,
         },
-        search={
-            "lr": SearchRange(1e-5, 0.1),
-            "momentum": MOMENTUM,
-            "lr_cov": SearchRange(1e-4, 0.1),
-            "damping": SearchRange(1e-12, 1e-6),
-            "weight_decay": SearchRange(1e-4, 0.5),
-        },
+        search=ADAPTIVE_SEARCH,
         bench={"lr": 1e-3},
         description="torch RMSprop",
         notes="The paper names it as a baseline but no released script runs it, so there are "

@@ -14,6 +14,7 @@ from torch import nn
 from rootfree.optim import create_optimizer, from_paper_hparams, get_optimizer_spec
 from rootfree.optim.singd import SINGD, layer_structures, singd_reference
 from tests.optim.test_rootfree_shampoo import transpose_singd_blocks
+from tests.scripts.test_benchmarks import load
 
 pytest.importorskip("singd")
 pytestmark = [
@@ -295,6 +296,32 @@ def test_state_survives_a_weights_only_checkpoint_bitwise(tmp_path):
     for x, y in data[3:]:
         train_step(resumed, [optimizer], x, y)
     assert all(torch.equal(a, b) for a, b in zip(resumed.parameters(), expected))
+
+
+# Per model, by hand: sum over layers of d_K^2 + d_C^2 (d_K: inputs, + 1 for a bias), and the
+# layers' parameter count; the sequence model's Linear layers keep nothing per token.
+STATE_SIZES = {
+    "cnn": ((28**2 + 8**2) + (36**2 + 6**2) + (55**2 + 5**2), (8 * 27 + 8) + 6 * 36 + (5 * 54 + 5)),
+    "sequence": ((7**2 + 8**2) + (9**2 + 3**2), (6 * 8 + 8) + (8 * 3 + 3)),
+}
+
+
+@pytest.mark.parametrize("model_name", sorted(STATE_SIZES))
+def test_state_is_the_factors_their_momenta_and_the_buffers(model_name):
+    """Between steps, ours and singd each keep K, C, m_K, m_C per layer and a heavy-ball buffer
+    per parameter (float64), nothing more; the bench's state_bytes counts singd's (outside
+    ``state``) too."""
+    factors, parameters = STATE_SIZES[model_name]
+    expected = 8 * (2 * factors + parameters)
+    state_bytes = load("bench_optimizers").state_bytes
+    build = MODELS[model_name][0]
+    ours_model, theirs_model = build(), build()
+    ours = SINGD(ours_model.parameters(), others="none", **HPARAMS)
+    theirs = singd_reference(theirs_model, **HPARAMS)
+    for x, y in batches(model_name, 3):  # a refresh, a plain step, a refresh
+        train_step(ours_model, [ours], x, y)
+        train_step(theirs_model, [theirs], x, y)
+        assert state_bytes(ours) == state_bytes(theirs) == expected
 
 
 def test_create_optimizer_builds_singd_from_a_model():
