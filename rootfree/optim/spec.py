@@ -136,6 +136,6 @@ def spec_problems(spec: OptimizerSpec, taken: Mapping[str, OptimizerSpec]) -> li
         unknown = sorted(set(names) - keys)
         if unknown:
             problems.append(f"{what} {unknown} are neither paper names nor arguments")
-    if spec.counterpart is not None and spec.counterpart == spec.name:
-        problems.append("a method is not its own counterpart")
+    if spec.counterpart is not None and spec.counterpart not in taken:
+        problems.append(f"counterpart {spec.counterpart!r} is not registered")
     return problems
