@@ -5,35 +5,11 @@ and let selection prefer the best setting that does not."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import pandas as pd
 
+from rootfree.record.stability import largest_spike, worst_drop
+
 COLLAPSE = 0.10  # a fall of running train accuracy this large (10 points) is a collapse
-
-
-def worst_drop(accuracy: Sequence[float]) -> float:
-    """The largest fall of a series below its running maximum (0 for a rising one)."""
-    best, worst = -math.inf, 0.0
-    for value in accuracy:
-        if math.isnan(value):
-            continue
-        best = max(best, value)
-        worst = max(worst, best - value)
-    return worst
-
-
-def largest_spike(loss: Sequence[float]) -> float:
-    """The largest ratio of a loss to the lowest loss before it (1: it never rose)."""
-    lowest, spike = math.inf, 1.0
-    for value in loss:
-        if math.isnan(value):
-            continue
-        if lowest < math.inf and lowest > 0:
-            spike = max(spike, value / lowest)
-        lowest = min(lowest, value)
-    return spike
 
 
 def run_stability(frame: pd.DataFrame) -> pd.DataFrame:

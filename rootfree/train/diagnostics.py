@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rootfree.results.stability import largest_spike, worst_drop
+from rootfree.record.stability import largest_spike, worst_drop
 
 
 def second_moment_at_init(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
