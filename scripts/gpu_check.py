@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rootfree.data.registry import DATASETS
-from rootfree.train.build import build_model, build_optimizer, global_batch_size
+from rootfree.train.build import build_image_model, build_optimizer, global_batch_size
 from rootfree.train.losses import make_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def measure(config: dict, device: torch.device, steps: int, warmup: int) -> dict
     """Median step time (fwd, bwd, optimizer step) and peak memory on generated batches."""
     channels, size, classes = DATASETS[config["dataset"]["name"]].shape(**config["dataset"])
     classes = classes or 10
-    model = build_model(config, classes, channels, size).to(device)
+    model = build_image_model(config, classes, channels, size).to(device)
     optimizer = build_optimizer(config, model, global_batch_size(config))
     loss_fn = make_loss(config["trainer"]["loss"])
     batch = config["dataset"]["batch_size"]

@@ -58,6 +58,19 @@ class BatchLoader:
     def global_batch_size(self) -> int:
         return self.batch_size * self.world_size
 
+    @property
+    def samples(self) -> int:
+        return len(self.labels)
+
+    @property
+    def targets_per_batch(self) -> int:
+        """Labels in one global batch: what the running loss is averaged over."""
+        return self.global_batch_size
+
+    @property
+    def targets(self) -> int:
+        return len(self.labels)
+
     def __len__(self) -> int:
         n, size = len(self.labels), self.global_batch_size
         return n // size if self.drop_last else -(-n // size)

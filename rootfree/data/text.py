@@ -447,9 +447,9 @@ def check_context(context: int, lengths: dict[str, int], key: str = "dataset.con
         raise ValueError(f"Invalid {key}: {context!r}; {problem}")
 
 
-def _windows(tokens: torch.Tensor, starts: torch.Tensor, length: int) -> tuple:
+def token_windows(tokens: torch.Tensor, starts: torch.Tensor, length: int) -> tuple:
     """(inputs, targets) as int64: ``length`` tokens from each start, targets one further on."""
-    windows = tokens[starts[:, None] + torch.arange(length + 1)].long()
+    windows = tokens[starts[:, None] + torch.arange(length + 1, device=starts.device)].long()
     return windows[:, :-1], windows[:, 1:]
 
 
@@ -459,7 +459,7 @@ def random_windows(
     """A training batch: windows at uniform random starts (seeded), each (batch_size, context)."""
     check_context(context, {"train": len(tokens)})
     starts = torch.randint(0, len(tokens) - context, (batch_size,), generator=generator)
-    return _windows(tokens, starts, context)
+    return token_windows(tokens, starts, context)
 
 
 def evaluation_windows(
@@ -473,7 +473,7 @@ def evaluation_windows(
     check_context(context, {split: len(tokens)})
     full = (len(tokens) - 1) // context
     for starts in (torch.arange(full) * context).split(batch_size):
-        yield _windows(tokens, starts, context)
+        yield token_windows(tokens, starts, context)
     rest = len(tokens) - 1 - full * context
     if rest:
-        yield _windows(tokens, torch.tensor([full * context]), rest)
+        yield token_windows(tokens, torch.tensor([full * context]), rest)

@@ -1,8 +1,8 @@
 """Language models: a stacked-LSTM word model (AWD/AdaBelief layout) and a small GPT.
 
 Both map token ids (batch, time) to next-token logits (batch, time, vocab) and tie the output
-layer to the input embedding. ``LM_MODELS`` holds their specs with CPU-scale defaults; the image
-registry ``MODELS`` does not list them, since the trainer cannot build language models yet.
+layer to the input embedding. ``LM_MODELS`` holds their specs with CPU-scale defaults; the
+trainer builds them for a text dataset (``model=lstm``, ``model=gpt``).
 """
 
 from __future__ import annotations

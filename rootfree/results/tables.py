@@ -9,7 +9,7 @@ import pandas as pd
 from rootfree.optim import OPTIMIZERS, get_optimizer_spec
 from rootfree.results.budget import rerun_overrides
 from rootfree.results.collect import PAPER_COLUMNS
-from rootfree.results.select import CELL, PANEL
+from rootfree.results.select import CELL, PANEL, compared_column, primary_metric
 from rootfree.results.stats import holm, paired_difference, summarize, welch_difference
 
 REFERENCE = "sgd"
@@ -35,8 +35,9 @@ def provenance_flag(runs: pd.DataFrame) -> str:
 
 
 def _test_by_seed(scores: pd.DataFrame, setting: str) -> dict[int, float]:
-    rows = scores[(scores["setting"] == setting) & scores["test_acc"].notna()]
-    return dict(zip(rows["seed"], rows["test_acc"]))
+    column = compared_column(scores, setting)
+    rows = scores[(scores["setting"] == setting) & scores[column].notna()]
+    return dict(zip(rows["seed"], rows[column]))
 
 
 def _panel(row) -> tuple:
@@ -48,6 +49,8 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
 
     test accuracy mean, std, 95% CI and seeds; diverged and failed runs of the setting; the gap to
     SGD's chosen setting (Welch CI); root-free minus its root-based counterpart (paired by seed).
+    A language model's row has its test loss in place of accuracy (gaps in loss: negative is
+    better) and test_ppl, the perplexity of that mean loss.
     """
     index = {tuple(row[c] for c in CELL): row for _, row in chosen.iterrows()}
     rows = []
@@ -56,8 +59,11 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         accuracy = _test_by_seed(scores, cell["setting"])
         summary = summarize(list(accuracy.values()))
         row = {c: cell[c] for c in CELL} | {"budget_label": cell["budget_label"]}
+        metric = primary_metric(cell["dataset"])
+        row[f"test_{metric.name}"] = summary["mean"]
+        if not metric.higher_is_better:
+            row["test_ppl"] = math.exp(summary["mean"]) if summary["n"] else math.nan
         row.update(
-            test_acc=summary["mean"],
             std=summary["std"],
             ci95=summary["ci"],
             seeds=summary["n"],
@@ -185,6 +191,18 @@ def _percent(value: float, ci: float) -> str:
     return f"{100 * value:.2f}" + (f" ± {100 * ci:.2f}" if math.isfinite(ci) else "")
 
 
+def _loss(value: float, ci: float) -> str:
+    return f"{value:.4f}" + (f" ± {ci:.4f}" if math.isfinite(ci) else "")
+
+
+def _cell_text(row: dict, metric) -> str:
+    """A row's mean and CI as the compact table shows it: accuracy in %, a loss with its
+    perplexity."""
+    if metric.higher_is_better:
+        return _percent(row[f"test_{metric.name}"], row["ci95"])
+    return f"{_loss(row['test_loss'], row['ci95'])} (ppl {row['test_ppl']:.3g})"
+
+
 def panel_title(dataset: str, model: str, label: str) -> str:
     """A table column's or a figure's name: dataset / model, then what sets its budget apart
     from the others' of the same dataset and model, if any."""
@@ -198,15 +216,18 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
     cells: dict[str, dict[str, str]] = {}
     for (dataset, model, _), rows in table.groupby(PANEL):
         title = panel_title(dataset, model, rows["budget_label"].iloc[0])
-        best = rows["test_acc"].max()
+        metric = primary_metric(dataset)
+        column = f"test_{metric.name}"
+        best = rows[column].max() if metric.higher_is_better else rows[column].min()
+        gap_text = _percent if metric.higher_is_better else _loss
         for row in rows.to_dict("records"):
-            text = _percent(row["test_acc"], row["ci95"])
-            text = f"**{text}**" if row["test_acc"] == best else text
+            text = _cell_text(row, metric)
+            text = f"**{text}**" if row[column] == best else text
             lost = [f"{row[k]} {k}" for k in ("diverged", "failed") if row.get(k)]
             text += f" (n={', '.join([str(row['seeds']), *lost])})"
             gap = row.get("gap_to_sgd", math.nan)
             if isinstance(gap, float) and math.isfinite(gap):
-                text += f", {'+' if gap >= 0 else '−'}{_percent(abs(gap), row['gap_ci95'])} vs SGD"
+                text += f", {'+' if gap >= 0 else '−'}{gap_text(abs(gap), row['gap_ci95'])} vs SGD"
                 if math.isfinite(row.get("gap_p_holm", math.nan)):
                     text += f" (Holm p {row['gap_p_holm']:.2g})"
             cells.setdefault(row["optimizer"], {})[title] = text
@@ -224,6 +245,12 @@ def compact_markdown(table: pd.DataFrame, title: str) -> str:
         "p-value Holm-adjusted over every test in comparison.csv). "
         "Every column is in comparison.csv and comparison.tex.\n\n"
     )
+    if "test_loss" in table:
+        note = note.replace(
+            "Every column",
+            "Language-model columns: test loss in nats per token instead (lower is better; "
+            "ppl: the perplexity of the mean loss; differences in loss). Every column",
+        )
     return f"# {title}\n\n{note}" + compact_table(table).to_markdown(index=False) + "\n"
 
 

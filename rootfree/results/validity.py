@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rootfree.results.select import CELL, select_best
+from rootfree.results.select import CELL, select_best, signed_score
 from rootfree.results.stability import COLLAPSE
 from rootfree.results.stats import summarize
 
@@ -85,17 +85,19 @@ def expected_best(values: np.ndarray, k: int) -> float:
 
 
 def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
-    """E[best validation accuracy] at N trials minus at N/2 is below the chosen setting's
-    95% CI half-width over seeds: more trials would not change the pick beyond seed noise."""
+    """E[best validation accuracy] (a language model's: minus its loss) at N trials minus at
+    N/2 is below the chosen setting's 95% CI half-width over seeds: more trials would not
+    change the pick beyond seed noise."""
     rows = []
     for _, cell in chosen.iterrows():
-        mine = scores[(scores[CELL] == cell[CELL]).all(axis=1)].dropna(subset=["val_acc"])
-        trials = mine[mine["seed"] == mine["seed"].min()].groupby("setting")["val_acc"].mean()
+        mine = scores[(scores[CELL] == cell[CELL]).all(axis=1)]
+        mine = mine.assign(score=signed_score(mine)).dropna(subset=["score"])
+        trials = mine[mine["seed"] == mine["seed"].min()].groupby("setting")["score"].mean()
         half = max(1, len(trials) // 2)
         gain = expected_best(trials.to_numpy(), len(trials)) - expected_best(
             trials.to_numpy(), half
         )
-        noise = summarize(mine[mine["setting"] == cell["setting"]]["val_acc"].tolist())["ci"]
+        noise = summarize(mine[mine["setting"] == cell["setting"]]["score"].tolist())["ci"]
         rows.append(
             _row(
                 cell,
@@ -150,18 +152,20 @@ def enough_seeds(chosen: pd.DataFrame, minimum: int = 5) -> pd.DataFrame:
 def plateaued(
     frame: pd.DataFrame, chosen: pd.DataFrame, optimizer: str, fraction: float = 0.75
 ) -> pd.DataFrame:
-    """``optimizer``'s mean validation accuracy gains less than its seed CI over the last
-    ``1 - fraction`` of training (the run has reached its plateau)."""
+    """``optimizer``'s mean validation accuracy (a language model's: loss, falling) gains less
+    than its seed CI over the last ``1 - fraction`` of training (the run has reached its
+    plateau)."""
     rows = []
     for _, cell in chosen[chosen["optimizer"] == optimizer].iterrows():
-        runs = _chosen_runs(frame, cell).dropna(subset=["val_acc"])
-        curve = runs.groupby("epoch")["val_acc"].mean()
+        runs = _chosen_runs(frame, cell)
+        runs = runs.assign(score=signed_score(runs)).dropna(subset=["score"])
+        curve = runs.groupby("epoch")["score"].mean()
         last = curve.index.max()
         earlier = curve[curve.index <= fraction * last]
         if earlier.empty:
             continue
         gain = float(curve[last] - earlier.iloc[-1])
-        noise = summarize(runs[runs["epoch"] == last]["val_acc"].tolist())["ci"]
+        noise = summarize(runs[runs["epoch"] == last]["score"].tolist())["ci"]
         rows.append(
             _row(
                 cell,

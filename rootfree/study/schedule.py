@@ -18,6 +18,7 @@ from rootfree.record.rundir import RunDir
 from rootfree.results.collect import collect_runs
 from rootfree.results.select import run_scores, select_best
 from rootfree.study.design import Question, grid_cells, seed_list
+from rootfree.tasks import task_for
 from rootfree.train.final_eval import backfill_final_eval
 
 
@@ -36,12 +37,14 @@ def is_settled(overrides: list[str], retry_failed: bool = False) -> bool:
 def finished_trials(
     question: Question, optimizer: str, settings: list[dict]
 ) -> list[tuple[float, dict]]:
-    """(validation accuracy, setting) of the trials that finished as ``done``."""
+    """(validation score, setting) of the trials that finished as ``done``: the task's primary
+    metric, higher is better (accuracy; minus a language model's loss)."""
     out = []
     for setting in settings:
         record = read_run(run_path(question.overrides(optimizer, setting, 0)))
         if record.finished:
-            out.append((record.final["val_acc"], setting))
+            task = task_for(record.config["dataset"]["name"])
+            out.append((task.score(record.final), setting))
     return out
 
 

@@ -24,8 +24,9 @@ from rootfree.paper_experiments import missing_best_file
 from rootfree.record import HASH_EXCLUDED, DiskFull, RunDir, RunStatus, config_hash
 from rootfree.record.files import write_bytes_atomic
 from rootfree.record.provenance import launches
+from rootfree.tasks import task_for
 from rootfree.train.groups import GROUPS, group_options
-from rootfree.train.loop import Diverged, Trainer, world
+from rootfree.train.loop import Diverged, OtherData, Trainer, world
 from rootfree.train.validate import ConfigError, validate_config
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,15 @@ def _check_best_file(config: dict) -> None:
         )
 
 
+def objective(config: dict, row: dict) -> float:
+    """What a sweeper maximizes: the task's primary validation metric, signed so higher is
+    better (accuracy; minus the validation loss of a language model). NaN where not logged."""
+    task = task_for(config["dataset"]["name"])
+    return task.score(row) if f"val_{task.primary.name}" in row else math.nan
+
+
 def run(cfg: DictConfig) -> float:
-    """Train the configured run (or skip/resume it); return the selection-split accuracy."""
+    """Train the configured run (or skip/resume it); return its ``objective``."""
     rank, world_size = world()
     run_dir = RunDir(HydraConfig.get().runtime.output_dir, writer=rank == 0)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -154,7 +162,7 @@ def run(cfg: DictConfig) -> float:
         if status is not None and RunStatus(status["status"]).final:
             log.info("%s is %s already; skipping", run_dir.path, status["status"])
             final = run_dir.metrics()[-1:] or [{}]
-            return final[0].get("val_acc", math.nan)
+            return objective(config, final[0])
         return _train(cfg, config, run_dir, world_size)
     finally:
         run_dir.lock.release()
@@ -214,15 +222,18 @@ def _train(cfg: DictConfig, config: dict, run_dir: RunDir, world_size: int) -> f
         raise
     run_dir.set_status("done", resumed=resumed, epochs_done=final["epoch"])
     if run_dir.writer:
-        print(
-            f"{run_dir.path}: test accuracy {final['test_acc']:.4f} (val {final['val_acc']:.4f}, "
-            f"train {final['train_acc']:.4f}) after {final['epoch']} epochs"
-        )
-    return final["val_acc"]
+        print(f"{run_dir.path}: {summary(trainer.task, final)}")
+    return objective(config, final)
 
 
-class OtherData(Exception):
-    """The data found now are not the data the run began on."""
+def summary(task, final: dict) -> str:
+    """The run's last row in one phrase: test, validation and training primary metric."""
+    name = task.primary.name
+    label = {"acc": "accuracy", "loss": "loss"}.get(name, name)
+    return (
+        f"test {label} {final[f'test_{name}']:.4f} (val {final[f'val_{name}']:.4f}, "
+        f"train {final[f'train_{name}']:.4f}) after {final['epoch']} epochs"
+    )
 
 
 def _check_same_data(run_dir: RunDir, root: str | None, checksum: str) -> None:

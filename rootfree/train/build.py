@@ -1,16 +1,24 @@
 """Builders for a run's parts from its resolved config; the trainer, the config check and the
-trainer benchmark share them, so B and every argument are derived in one place."""
+trainer benchmark share them, so B and every argument are derived in one place. The dataset's
+task (``rootfree.tasks``) decides which data and model builders run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from rootfree.data import BatchLoader, DatasetSplits, load_dataset
+from rootfree.data.ragged import RaggedImages
+from rootfree.data.text import TextCorpus
+from rootfree.data.text_loader import TextBatchLoader, TextEvalLoader
+from rootfree.data.text_registry import load_text_dataset
 from rootfree.models import create_model
+from rootfree.models.lm import create_language_model
 from rootfree.optim import create_optimizer, optimizer_arguments
+from rootfree.tasks import CLASSIFICATION, LANGUAGE_MODEL, Task, task_for
 
 
 def global_batch_size(config: dict[str, Any], world_size: int = 1) -> int:
@@ -19,16 +27,92 @@ def global_batch_size(config: dict[str, Any], world_size: int = 1) -> int:
 
 
 def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
-    """The dataset config without the loader's batch sizes: what ``load_dataset`` takes."""
+    """The dataset config without the loaders' settings: what the dataset's loader takes."""
     options = dict(config["dataset"])
-    options.pop("batch_size")
-    options.pop("eval_batch_size")
+    for key in ("batch_size", "eval_batch_size", "context", "epoch_tokens"):
+        options.pop(key, None)
     return options
+
+
+@dataclass
+class RunData:
+    """A run's data as the trainer uses them, whatever the task."""
+
+    task: Task
+    splits: DatasetSplits | TextCorpus
+    train_loader: BatchLoader | TextBatchLoader
+    eval_loaders: dict[str, BatchLoader | TextEvalLoader]
+    checksum: str
+    selection_split: str
+    level: str  # what one target is: "image", or a text corpus's "char" or "word"
+
+    @property
+    def unit(self) -> str:
+        """What throughput counts: images, or tokens."""
+        return "images" if self.task is CLASSIFICATION else "tokens"
 
 
 def build_data(
     config: dict[str, Any], device: torch.device, rank: int = 0, world_size: int = 1
-) -> tuple[DatasetSplits, BatchLoader, dict[str, BatchLoader]]:
+) -> RunData:
+    """The data of the dataset's task: training loader (this rank's share) and val/test loaders."""
+    task = task_for(config["dataset"]["name"])
+    return DATA_BUILDERS[task.name](config, device, rank, world_size)
+
+
+def build_train_eval_loader(
+    config: dict[str, Any], data: RunData, device: torch.device
+) -> BatchLoader | TextEvalLoader | None:
+    """The training split in evaluation order, without augmentation: every image, or a text
+    corpus's first block as long as its validation split (a whole pass over a large corpus
+    would cost many epochs' evaluations); None where training images are only cropped per
+    batch (ImageFolder)."""
+    batch_size = config["dataset"]["eval_batch_size"]
+    if data.task is LANGUAGE_MODEL:
+        block = data.splits.train[: len(data.splits.val)]
+        context = config["dataset"]["context"]
+        return TextEvalLoader(
+            block, context=context, batch_size=batch_size, split="train", device=device
+        )
+    images, labels = data.splits.train
+    if isinstance(images, RaggedImages):
+        return None
+    stats = dict(mean=data.splits.mean, std=data.splits.std, device=device)
+    return BatchLoader(images, labels, batch_size=batch_size, **stats)
+
+
+def build_text_data(
+    config: dict[str, Any], device: torch.device, rank: int = 0, world_size: int = 1
+) -> RunData:
+    """A corpus, random training windows of ``dataset.context`` tokens, ordered val/test windows."""
+    corpus = load_text_dataset(**dataset_options(config))
+    context, settings = config["dataset"]["context"], config["dataset"]
+    train = TextBatchLoader(
+        corpus.train,
+        context=context,
+        batch_size=settings["batch_size"],
+        device=device,
+        seed=config["seed"],
+        rank=rank,
+        world_size=world_size,
+        epoch_tokens=settings.get("epoch_tokens"),
+    )
+    evaluation = {
+        split: TextEvalLoader(
+            getattr(corpus, split),
+            context=context,
+            batch_size=settings["eval_batch_size"],
+            split=split,
+            device=device,
+        )
+        for split in ("val", "test")
+    }
+    return RunData(LANGUAGE_MODEL, corpus, train, evaluation, corpus.checksum, "val", corpus.level)
+
+
+def build_image_data(
+    config: dict[str, Any], device: torch.device, rank: int = 0, world_size: int = 1
+) -> RunData:
     """The splits, the shuffled training loader (this rank's share) and the val/test loaders."""
     data = load_dataset(**dataset_options(config))
     common = dict(mean=data.mean, std=data.std, device=device)
@@ -49,10 +133,25 @@ def build_data(
         )
         for split in ("val", "test")
     }
-    return data, train, evaluation
+    return RunData(
+        CLASSIFICATION, data, train, evaluation, data.checksum, data.selection_split, "image"
+    )
 
 
-def build_model(
+DATA_BUILDERS = {CLASSIFICATION.name: build_image_data, LANGUAGE_MODEL.name: build_text_data}
+
+
+def build_model(config: dict[str, Any], data: RunData) -> nn.Module:
+    """The configured model sized for ``data``: classes and image shape, or the vocabulary."""
+    options = dict(config["model"])
+    name = options.pop("name")
+    if data.task is LANGUAGE_MODEL:
+        return create_language_model(name, len(data.splits.vocabulary), **options)
+    splits = data.splits
+    return build_image_model(config, splits.num_classes, splits.channels, splits.image_size)
+
+
+def build_image_model(
     config: dict[str, Any], num_classes: int, channels: int, image_size: int
 ) -> nn.Module:
     options = dict(config["model"])

@@ -20,10 +20,16 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from rootfree.data import BatchLoader
-from rootfree.data.ragged import RaggedImages
+from rootfree.data.text import vocabulary_difference
 from rootfree.record import RunDir
-from rootfree.train.build import build_data, build_model, build_optimizer, global_batch_size
+from rootfree.tasks import derived_metrics
+from rootfree.train.build import (
+    build_data,
+    build_model,
+    build_optimizer,
+    build_train_eval_loader,
+    global_batch_size,
+)
 from rootfree.train.checkpoint import load_latest, save_atomic
 from rootfree.train.diagnostics import (
     factor_conditioning,
@@ -43,6 +49,10 @@ AMP_MODES = ("off", "bf16", "fp16")
 
 class Diverged(Exception):
     """The training loss became NaN or infinite."""
+
+
+class OtherData(Exception):
+    """The data found now are not the data the run began on."""
 
 
 def world() -> tuple[int, int]:
@@ -76,12 +86,10 @@ class Trainer:
         self.device = resolve_device(self.trainer["device"])
         self.rank, self.world_size = world()
         torch.manual_seed(config["seed"])
-        self.data, self.train_loader, self.eval_loaders = build_data(
-            config, self.device, self.rank, self.world_size
-        )
-        self.model = build_model(
-            config, self.data.num_classes, self.data.channels, self.data.image_size
-        ).to(self.device)
+        self.data = build_data(config, self.device, self.rank, self.world_size)
+        self.task, self.train_loader = self.data.task, self.data.train_loader
+        self.eval_loaders = self.data.eval_loaders
+        self.model = build_model(config, self.data).to(self.device)
         self.batch_size = global_batch_size(config, self.world_size)
         self.optimizer = build_optimizer(config, self.model, self.batch_size)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -91,8 +99,10 @@ class Trainer:
         if self.trainer["compile"]:
             self.forward = torch.compile(self.forward)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
-        self.loss_fn = make_loss(self.trainer["loss"])
-        self.eval_loss_fn = make_loss({**self.trainer["loss"], "label_smoothing": 0.0})
+        self.loss_fn = make_loss(self.trainer["loss"], tokens=self.data.level != "image")
+        self.eval_loss_fn = make_loss(
+            {**self.trainer["loss"], "label_smoothing": 0.0}, tokens=self.data.level != "image"
+        )
         self._plan_steps()
         self.progress = Progress(
             self.trainer["progress"],
@@ -103,7 +113,7 @@ class Trainer:
         )
         self.epoch, self.batch, self.step = 0, 0, 0
         self.running = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-        self.best_val_acc = -1.0
+        self.best_score = -math.inf  # the task's primary validation metric, higher is better
         self.wall_seconds = 0.0
         self.saved_step: int | None = None  # the step of the checkpoint a relaunch resumes from
         self.saved_at = time.monotonic()
@@ -113,7 +123,7 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"Invalid dataset.batch_size: {self.batch_size} samples per step, but only "
-                f"{len(self.data.train[1])} training samples"
+                f"{self.train_loader.samples} training samples"
             )
         self.total_steps = (
             self.trainer["max_steps"] or self.trainer["epochs"] * self.steps_per_epoch
@@ -141,9 +151,27 @@ class Trainer:
             "rng": rng,
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "running": dict(self.running),
-            "best_val_acc": self.best_val_acc,
+            "best_score": self.best_score,
             "wall_seconds": self.wall_seconds,
+            **self._vocabulary(),
         }
+
+    def _vocabulary(self) -> dict[str, list[str]]:
+        """A language model's vocabulary, which its embedding rows index."""
+        vocabulary = getattr(self.data.splits, "vocabulary", None)
+        return {} if vocabulary is None else {"vocabulary": list(vocabulary)}
+
+    def _check_vocabulary(self, payload: dict[str, Any]) -> None:
+        """Refuse, in one line, to resume a language model on a corpus with other symbols."""
+        saved = payload.get("vocabulary")
+        current = self._vocabulary().get("vocabulary")
+        problem = None if saved is None else vocabulary_difference(saved, current)
+        if problem is not None:
+            root = self.config["dataset"].get("root")
+            raise OtherData(
+                f"Invalid dataset.root: {root!r}; the corpus's vocabulary is not the one "
+                f"{self.run_dir.path} was trained with: {problem}"
+            )
 
     def resume(self) -> bool:
         """Continue from the last readable checkpoint; metrics.jsonl is cut back to match it."""
@@ -155,6 +183,7 @@ class Trainer:
                 )
             self.run_dir.write_metrics([])
             return False
+        self._check_vocabulary(payload)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])
@@ -164,7 +193,8 @@ class Trainer:
         position = payload["position"]
         self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
         self.running = dict(payload["running"])
-        self.best_val_acc = payload["best_val_acc"]
+        # checkpoints written before tasks held classification's best validation accuracy
+        self.best_score = payload.get("best_score", payload.get("best_val_acc"))
         self.wall_seconds = payload["wall_seconds"]
         self._restore_metrics()
         self.saved_step = self.step
@@ -226,7 +256,7 @@ class Trainer:
             group["lr"] = base * factor
         self.optimizer.zero_grad(set_to_none=True)
         for index, (images, labels) in enumerate(micro_batches):
-            if self.trainer["channels_last"]:
+            if self.trainer["channels_last"] and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             last = index == len(micro_batches) - 1
             no_sync = getattr(self.forward, "no_sync", None)
@@ -236,7 +266,7 @@ class Trainer:
                     loss = self.loss_fn(logits.float(), labels)
                 scaled = loss if len(micro_batches) == 1 else loss / len(micro_batches)
                 self.scaler.scale(scaled).backward()
-            sums[0].add_(loss.detach(), alpha=len(labels))
+            sums[0].add_(loss.detach(), alpha=labels.numel())
             sums[1].add_((logits.argmax(-1) == labels).sum())
         if self.trainer["grad_clip"]:
             self.scaler.unscale_(self.optimizer)
@@ -297,7 +327,7 @@ class Trainer:
                 continue
             self.train_step(micro_batches, sums)
             micro_batches = []
-            pending += self.train_loader.global_batch_size * self.accumulate
+            pending += self.train_loader.targets_per_batch * self.accumulate
             self.batch += 1
             self.step += 1
             mean_loss, flushed = None, False
@@ -326,13 +356,13 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         for images, labels in self.eval_loaders[split].batches():
-            if self.trainer["channels_last"]:
+            if self.trainer["channels_last"] and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             with self.autocast():
                 logits = self.forward(images)
             loss_sum += self.eval_loss_fn(logits.float(), labels, reduction="sum")
             correct += (logits.argmax(-1) == labels).sum()
-        n = len(self.eval_loaders[split].labels)
+        n = self.eval_loaders[split].targets
         return loss_sum.item() / n, correct.item() / n
 
     def fit(self) -> dict[str, Any]:
@@ -362,24 +392,15 @@ class Trainer:
     def evaluate_training_set(self) -> dict[str, Any] | None:
         """The model as it is, in eval mode, on the whole training split without augmentation;
         None where training images are only cropped per batch (ImageFolder)."""
-        images, labels = self.data.train
-        if isinstance(images, RaggedImages):
+        loader = build_train_eval_loader(self.config, self.data, self.device)
+        if loader is None:
             return None
-        self.eval_loaders["train"] = BatchLoader(
-            images,
-            labels,
-            batch_size=self.config["dataset"]["eval_batch_size"],
-            mean=self.data.mean,
-            std=self.data.std,
-            device=self.device,
-        )
+        self.eval_loaders["train"] = loader
         loss, accuracy = self.evaluate("train")
-        return {
-            "epoch": self.epoch,
-            "step": self.step,
-            "train_eval_loss": loss,
-            "train_eval_acc": accuracy,
-        }
+        row = {"train_eval_loss": loss, "train_eval_acc": accuracy}
+        if self.data.level != "image":
+            row.update(derived_metrics(row, self.data.level))
+        return {"epoch": self.epoch, "step": self.step, **row}
 
     def _evaluates(self, epoch: int) -> bool:
         """Evaluate every ``trainer.eval_every`` epochs (every epoch if null) and at the end."""
@@ -398,7 +419,7 @@ class Trainer:
             "train_acc": self.running["correct"] / count,
             "train_seconds": epoch_seconds,
             "wall_seconds": self.wall_seconds,
-            "images_per_second": count / epoch_seconds if epoch_seconds else None,
+            f"{self.data.unit}_per_second": count / epoch_seconds if epoch_seconds else None,
         }
         best = False
         if self._evaluates(self.epoch + 1):
@@ -406,8 +427,10 @@ class Trainer:
                 row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
             if not math.isfinite(row["val_loss"]):
                 raise Diverged(f"non-finite validation loss after epoch {self.epoch + 1}")
-            best = row["val_acc"] > self.best_val_acc
-            self.best_val_acc = max(self.best_val_acc, row["val_acc"])
+            if self.data.level != "image":
+                row.update(derived_metrics(row, self.data.level))
+            best = self.task.score(row) > self.best_score
+            self.best_score = max(self.best_score, self.task.score(row))
             row.update(second_moment_at_init(self.optimizer))
             row.update(optimizer_state_mib(self.optimizer), **peak_gpu_mib(self.device))
         self.run_dir.append_metrics(row)

@@ -23,11 +23,18 @@ def rescaled_mse(
     return errors.sum() if reduction == "sum" else errors.mean()
 
 
-def make_loss(settings: dict) -> Callable[..., torch.Tensor]:
-    """``loss(logits, labels, reduction="mean")`` for ``trainer.loss``."""
+def make_loss(settings: dict, tokens: bool = False) -> Callable[..., torch.Tensor]:
+    """``loss(logits, labels, reduction="mean")`` for ``trainer.loss``; with ``tokens``, logits
+    (batch, time, vocab) and labels (batch, time) count every position as one target."""
     kind = settings["kind"]
     if kind == "cross_entropy":
-        return partial(F.cross_entropy, label_smoothing=settings["label_smoothing"])
-    if kind == "rescaled_mse":
-        return partial(rescaled_mse, scale=settings["mse_scale"], weight=settings["mse_weight"])
-    raise ValueError(f"Invalid trainer.loss.kind: {kind!r}; choose one of {list(LOSSES)}")
+        loss = partial(F.cross_entropy, label_smoothing=settings["label_smoothing"])
+    elif kind == "rescaled_mse":
+        loss = partial(rescaled_mse, scale=settings["mse_scale"], weight=settings["mse_weight"])
+    else:
+        raise ValueError(f"Invalid trainer.loss.kind: {kind!r}; choose one of {list(LOSSES)}")
+    return partial(_per_token, loss) if tokens else loss
+
+
+def _per_token(loss, logits: torch.Tensor, labels: torch.Tensor, **options) -> torch.Tensor:
+    return loss(logits.flatten(0, -2), labels.flatten(), **options)

@@ -25,11 +25,16 @@ def epoch_line(row: dict[str, Any], epochs: int, elapsed: float, eta: float) -> 
     """One epoch in a line: losses, accuracies in %, lr, speed, elapsed time and ETA."""
     parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.4f}"]
     parts.append(f"acc {100 * row['train_acc']:.2f}%")
-    if "val_acc" in row:
+    if "val_ppl" in row:
+        per = "bpc" if "val_bpc" in row else "ppl"
+        parts.append(f"val loss {row['val_loss']:.4f} ({per} {row[f'val_{per}']:.3f})")
+        parts.append(f"test loss {row['test_loss']:.4f} ({per} {row[f'test_{per}']:.3f})")
+    elif "val_acc" in row:
         parts.append(f"val {100 * row['val_acc']:.2f}%  test {100 * row['test_acc']:.2f}%")
     parts.append(f"lr {row['lr']:.3g}")
-    if row.get("images_per_second"):
-        parts.append(f"{row['images_per_second']:.0f} img/s")
+    for unit, short in (("images", "img"), ("tokens", "tok")):
+        if row.get(f"{unit}_per_second"):
+            parts.append(f"{row[f'{unit}_per_second']:.0f} {short}/s")
     parts.append(f"elapsed {clock(elapsed)}  eta {clock(eta)}")
     return "  ".join(parts)
 

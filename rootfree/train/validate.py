@@ -15,9 +15,13 @@ import torch
 from torch import nn
 
 from rootfree.data.registry import DATASETS, SELECTION_SPLITS
+from rootfree.data.text import context_problem
+from rootfree.data.text_registry import TEXT_DATASETS
 from rootfree.models import MODELS
+from rootfree.models.lm import LM_MODELS, create_language_model
 from rootfree.optim import OPTIMIZERS, config_keys
-from rootfree.train.build import build_model, build_optimizer, global_batch_size
+from rootfree.tasks import LANGUAGE_MODEL, task_for
+from rootfree.train.build import build_image_model, build_optimizer, global_batch_size
 from rootfree.train.groups import did_you_mean
 from rootfree.train.loggers import LOGGERS
 from rootfree.train.loop import AMP_MODES, resolve_device
@@ -116,10 +120,14 @@ def check_trainer(trainer: dict[str, Any]) -> None:
 
 
 def check_dataset(dataset: dict[str, Any]) -> tuple[int, int, int]:
-    """Checks the dataset settings; returns its (channels, image size, classes) without loading."""
-    _choice("dataset.name", dataset["name"], DATASETS)
+    """Checks the dataset settings; returns its (channels, image size, classes) without loading
+    ((0, 0, 0) for a text corpus)."""
+    _choice("dataset.name", dataset["name"], {**DATASETS, **TEXT_DATASETS})
     _integer("dataset.batch_size", dataset["batch_size"], 1)
     _integer("dataset.eval_batch_size", dataset["eval_batch_size"], 1)
+    if dataset["name"] in TEXT_DATASETS:
+        check_text_dataset(dataset)
+        return (0, 0, 0)
     _integer("dataset.train_subset", dataset.get("train_subset"), 1, optional=True)
     _choice("dataset.selection_split", dataset.get("selection_split", "val"), SELECTION_SPLITS)
     _number(
@@ -128,14 +136,66 @@ def check_dataset(dataset: dict[str, Any]) -> tuple[int, int, int]:
     return DATASETS[dataset["name"]].shape(**dataset)
 
 
+def check_text_dataset(dataset: dict[str, Any]) -> None:
+    """A text corpus's fractions, and its context against each split's length (files absent:
+    checked once they are there, still before a run directory is written)."""
+    spec = TEXT_DATASETS[dataset["name"]]
+    for key in ("val_fraction", "test_fraction"):
+        if key in dataset:
+            _number(f"dataset.{key}", dataset[key], lambda v: 0 < v < 1, "in (0, 1)")
+    if "level" in dataset:
+        _choice("dataset.level", dataset["level"], ("char", "word"))
+    epoch_tokens = dataset.get("epoch_tokens")
+    _integer("dataset.epoch_tokens", epoch_tokens, 1, optional=True)
+    window = dataset["batch_size"] * dataset.get("context", 1)
+    if epoch_tokens is not None and epoch_tokens < window:
+        raise ConfigError(
+            "dataset.epoch_tokens", epoch_tokens, f"must be >= batch_size x context = {window}"
+        )
+    try:
+        lengths = spec.lengths(**dataset)
+    except ValueError as error:
+        raise ConfigError("dataset", dataset["name"], str(error)) from error
+    problem = context_problem(dataset.get("context"), lengths or {"train": 2**62})
+    if problem is not None:
+        raise ConfigError("dataset.context", dataset.get("context"), problem)
+
+
 def check_data_present(dataset: dict[str, Any]) -> None:
     """The dataset's files are where ``dataset.root`` says (or a download is asked for)."""
-    missing = DATASETS[dataset["name"]].missing(**dataset)
+    spec = {**DATASETS, **TEXT_DATASETS}[dataset["name"]]
+    missing = spec.missing(**dataset)
     if missing is not None:
         raise ConfigError("dataset.root", dataset.get("root"), missing)
 
 
+def check_language_model(config: dict[str, Any]) -> None:
+    """The model is a language model, built on the meta device over a stand-in vocabulary."""
+    options = dict(config["model"])
+    name = options.pop("name")
+    if name not in LM_MODELS:
+        raise ConfigError(
+            "model.name",
+            name,
+            f"dataset {config['dataset']['name']} is text: choose one of {sorted(LM_MODELS)}",
+        )
+    try:
+        with torch.device("meta"):
+            create_language_model(name, 16, **options)
+    except (ValueError, TypeError) as error:
+        raise ConfigError("model", name, f"cannot be built: {error}") from error
+
+
 def check_model(config: dict[str, Any], shape: tuple[int, int, int]) -> None:
+    if task_for(config["dataset"]["name"]) is LANGUAGE_MODEL:
+        return check_language_model(config)
+    if config["model"]["name"] in LM_MODELS:
+        raise ConfigError(
+            "model.name",
+            config["model"]["name"],
+            f"a language model needs a text dataset ({sorted(TEXT_DATASETS)}); "
+            f"for images choose one of {sorted(MODELS)}",
+        )
     _choice("model.name", config["model"]["name"], MODELS)
     for option, values in MODELS[config["model"]["name"]].choices.items():
         if option in config["model"]:
@@ -143,7 +203,7 @@ def check_model(config: dict[str, Any], shape: tuple[int, int, int]) -> None:
     channels, image_size, classes = shape
     try:
         with torch.device("meta"):
-            build_model(config, classes or 10, channels, image_size)
+            build_image_model(config, classes or 10, channels, image_size)
     except (ValueError, TypeError, AssertionError, RuntimeError) as error:
         raise ConfigError(
             "model", config["model"]["name"], f"cannot be built for this dataset: {error}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -24,8 +25,10 @@ def write_run(
     model: str = "resnet",
     trainer: dict | None = None,
     train_subset: int | None = None,
+    losses: tuple[list[float], list[float]] | None = None,
 ) -> Path:
-    """``trainer`` and ``train_subset`` set the run's budget (left out of the config if None)."""
+    """``trainer`` and ``train_subset`` set the run's budget (left out of the config if None);
+    ``losses``: (val, test) losses per epoch, with the perplexities a language model logs."""
     run = root / name
     run.mkdir(parents=True)
     config = {
@@ -45,5 +48,8 @@ def write_run(
         {"epoch": i + 1, "lr": 0.123, "wall_seconds": 10.0 * (i + 1), "val_acc": v, "test_acc": t}
         for i, (v, t) in enumerate(zip(val, test))
     ]
+    for row, val_loss, test_loss in zip(rows, *(losses or ([], []))):
+        row.update(val_loss=val_loss, test_loss=test_loss)
+        row.update(val_ppl=math.exp(val_loss), test_ppl=math.exp(test_loss))
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return run

@@ -69,6 +69,7 @@ def test_committed_figures_regenerate(tmp_path):
     assert_same_figures(COMMITTED, tmp_path, "*.png")
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_committed_study_tables_regenerate_byte_for_byte(tmp_path):
     committed = ROOT / "results" / "study"
     records = committed / "runs"

@@ -73,6 +73,7 @@ def inside(tmp_path) -> list[str]:
     return ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, capsys):
     design = tmp_path / "study.yaml"
     design.write_text(yaml.safe_dump(DESIGN, sort_keys=False))
@@ -441,6 +442,7 @@ def test_the_study_help_says_what_it_does_in_whole_sentences(capsys):
     assert "--out OUT" in out and "the committed records" in out
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_the_study_runs_through_submitit_jobs_as_on_a_cluster(tmp_path):
     """--launcher submitit_local: each run a submitit job (the SLURM path's executor, on this
     machine); the search, the reseeding and the collection work as with local runs."""
@@ -524,6 +526,7 @@ def test_each_kind_of_question_is_its_own_class():
     assert set(kinds.KINDS) == set(study_design.KEYS), "every kind the design accepts has a class"
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_a_rerun_of_the_search_with_another_sampler_seed_reports_how_far_the_choice_moved(
     tmp_path,
 ):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rootfree.data import DATASETS
-from rootfree.models import MODELS
+from rootfree.data import DATASETS, TEXT_DATASETS
+from rootfree.models import LM_MODELS, MODELS
 from rootfree.optim import OPTIMIZERS, create_optimizer, optimizer_arguments
 from rootfree.train.groups import group_options
 from rootfree.train.loop import resolve_device
@@ -40,7 +40,8 @@ def test_every_optimizer_config_composes_into_a_working_optimizer(optimizer):
 
 
 def test_config_files_match_the_registries():
-    for group, registry in (("model", MODELS), ("dataset", DATASETS)):
+    models, datasets = {**MODELS, **LM_MODELS}, {**DATASETS, **TEXT_DATASETS}
+    for group, registry in (("model", models), ("dataset", datasets)):
         files = {p.stem for p in (ROOT / "conf" / group).glob("*.yaml")}
         assert files == set(registry), group
     assert group_options("optimizer") == sorted(OPTIMIZERS), "specs make the optimizer configs"

@@ -21,6 +21,7 @@ def epochs(run: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_a_second_launch_of_a_running_config_skips_it(tmp_path):
     first = launch(tmp_path, *SLOW_SMOKE)
     status = wait_for(tmp_path, "*/status.json")
@@ -35,6 +36,7 @@ def test_a_second_launch_of_a_running_config_skips_it(tmp_path):
     assert not list(run.rglob("*.tmp"))
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_a_parallel_sweep_with_a_duplicated_override_trains_once(tmp_path):
     result = train_py(
         "-m",
@@ -61,6 +63,7 @@ DROPPY = (
 )
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_sigterm_marks_the_run_interrupted_and_a_relaunch_continues_bitwise(tmp_path):
     straight = train_py(*DROPPY, runs=tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
@@ -182,6 +185,7 @@ def as_if_interrupted(run: Path) -> None:
     (run / "status.json").write_text(json.dumps(marked))
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_moved_data_resume_the_same_run_and_changed_data_are_refused(tmp_path):
     first = train_py(f"dataset.root={fashion_copy(tmp_path / 'a')}", *FASHION, runs=tmp_path / "r")
     assert first.returncode == 0, first.stderr
@@ -200,6 +204,7 @@ def test_moved_data_resume_the_same_run_and_changed_data_are_refused(tmp_path):
     assert (status["status"], status["error"]) == ("interrupted", "SIGTERM at epoch 1, step 1")
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_a_relaunch_without_a_checkpoint_says_it_starts_over(tmp_path):
     first = train_py("experiment=smoke", runs=tmp_path)
     assert first.returncode == 0, first.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from rootfree.record import read_run
@@ -12,6 +13,7 @@ from tests.train.helpers import compose_config, train_py
 SMALL = ("dataset=synthetic", "trainer.epochs=1", "trainer.progress=false")
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_random_search_samples_log_uniform_trials_and_a_relaunch_reruns_none(tmp_path):
     args = ("-m", "tuning=random", *SMALL, "hydra.sweeper.n_trials=3")
     result = train_py(*args, runs=tmp_path)
@@ -32,6 +34,7 @@ def test_random_search_samples_log_uniform_trials_and_a_relaunch_reruns_none(tmp
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/metrics.jsonl")} == mtimes
 
 
+@pytest.mark.slow  # CI runs it in make test-slow
 def test_sweep_through_submitit_local_executor(tmp_path):
     result = train_py("-m", "hydra/launcher=submitit_local", *SMALL, "seed=0,1", runs=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from rootfree.train.diagnostics import optimizer_state_mib
 from rootfree.train.loop import Trainer
 from tests.train.helpers import compose_config
 
-TIMING = {"train_seconds", "wall_seconds", "images_per_second"}
+TIMING = {"train_seconds", "wall_seconds", "images_per_second", "tokens_per_second"}
 
 
 class Killed(Exception):
@@ -265,9 +265,9 @@ def test_the_final_model_is_evaluated_on_the_training_split_and_a_backfill_repro
     assert record.final_eval == written and not record.problems
     trainer = Trainer(record.config, RunDir(path, writer=False))
     assert trainer.resume()
-    images, labels = trainer.data.train
-    mean = torch.tensor(trainer.data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(trainer.data.std).view(1, -1, 1, 1)
+    images, labels = trainer.data.splits.train
+    mean = torch.tensor(trainer.data.splits.mean).view(1, -1, 1, 1)
+    std = torch.tensor(trainer.data.splits.std).view(1, -1, 1, 1)
     trainer.model.eval()
     with torch.no_grad():
         predicted = trainer.model((images.float() / 255 - mean) / std).argmax(-1)

