@@ -108,3 +108,31 @@ def paired_to_base(
             unpaired = cell["val_acc"].isna().sum() + at_base["val_acc"].isna().sum()
             rows.append(row | {"pairs": gap["pairs"], "unpaired": int(unpaired)})
     return pd.DataFrame(rows)
+
+
+def regret_pairs(
+    table: pd.DataFrame, axis: str, a: str, b: str, across: str, anchor: str
+) -> pd.DataFrame:
+    """The regrets of ``axis`` labels ``a`` and ``b`` side by side, matched on every other
+    label and the ``across`` value (the anchor left out: there both are 0 by construction);
+    pairs where either is unknown are dropped. ``table``: a ``transfer_table``."""
+    away = table[table[across].astype(str) != str(anchor)]
+    keys = [c for c in away.columns if c in _label_columns(table, across) and c != axis]
+    sides = [
+        away[away[axis] == label][[*keys, "regret"]].rename(columns={"regret": f"regret_{label}"})
+        for label in (a, b)
+    ]
+    pairs = sides[0].merge(sides[1], on=keys).dropna()
+    return pairs.assign(difference=pairs[f"regret_{a}"] - pairs[f"regret_{b}"])
+
+
+def _label_columns(table: pd.DataFrame, across: str) -> list[str]:
+    """The grid-label columns of a transfer table: those before ``across``, and ``across``."""
+    columns = list(table.columns)
+    return columns[: columns.index(across) + 1]
+
+
+def regret_difference(pairs: pd.DataFrame) -> dict[str, float]:
+    """Mean, 95% t-interval and two-sided p of the paired regret differences (``regret_pairs``)."""
+    values = dict(enumerate(pairs["difference"]))
+    return paired_difference(values, dict.fromkeys(values, 0.0))

@@ -255,6 +255,20 @@ def _check_transfer(name: str, spec: dict, bad) -> None:
     labels = [str(label) for label in grid[transfer["across"]]]
     if str(transfer.get("anchor")) not in labels:
         raise bad(name, "transfer.anchor", transfer.get("anchor"), labels)
+    if "compare" in transfer:
+        _check_compare(name, transfer, grid, bad)
+
+
+def _check_compare(name: str, transfer: dict, grid: dict, bad) -> None:
+    """``transfer.compare``: {axis: another grid axis; a, b: two of its labels}."""
+    compare = transfer["compare"]
+    others = [axis for axis in grid if axis not in (transfer["sweep"], transfer["across"])]
+    if compare.get("axis") not in others:
+        raise bad(name, "transfer.compare.axis", compare.get("axis"), others)
+    labels = [str(label) for label in grid[compare["axis"]]]
+    for key in ("a", "b"):
+        if str(compare.get(key)) not in labels:
+            raise bad(name, f"transfer.compare.{key}", compare.get(key), labels)
 
 
 def _check_cells(name: str, spec: dict, bad) -> None:

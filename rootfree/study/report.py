@@ -28,7 +28,12 @@ from rootfree.results.tables import (
     with_gap_to,
     with_holm,
 )
-from rootfree.results.transfer import paired_to_base, transfer_table
+from rootfree.results.transfer import (
+    paired_to_base,
+    regret_difference,
+    regret_pairs,
+    transfer_table,
+)
 from rootfree.results.tuning import tuning_curve
 from rootfree.study.design import Question, seed_list
 from rootfree.study.schedule import derived_runs, progress, run_path
@@ -326,6 +331,29 @@ def write_transfer(question: Question, cells: pd.DataFrame, out: Path) -> None:
     )
     (out / "transfer.md").write_text(text + _markdown(shown) + "\n")
     sweep_curves(cells, list(grid), sweep, across, order, out / f"sweep_{sweep}_by_{across}")
+    if "compare" in spec:
+        write_regret_comparison(table, spec, out)
+
+
+def write_regret_comparison(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    """transfer_paired.md: one label's regret minus another's (``compare``: axis, a, b),
+    paired on every other grid label and ``across`` value: the direct test of which one
+    transfers better."""
+    compare, across, anchor = spec["compare"], spec["across"], str(spec["anchor"])
+    a, b = str(compare["a"]), str(compare["b"])
+    pairs = regret_pairs(table, compare["axis"], a, b, across, anchor)
+    test = regret_difference(pairs)
+    pairs.to_csv(out / "transfer_paired.csv", index=False, float_format="%.6g")
+    numbers = [c for c in pairs.columns if c.startswith("regret_") or c == "difference"]
+    shown = pairs.assign(**{c: pairs[c] * 100 for c in numbers})
+    text = (
+        f"# Does {a} transfer the {spec['sweep']} better than {b}?\n\n"
+        f"Regret ({a}) minus regret ({b}) in validation points, paired on every other grid label\n"
+        f"and {across} (the anchor {across} = {anchor} left out, where both are 0): mean "
+        f"{100 * test['diff']:.2f}, 95% CI ± {100 * test['ci']:.2f}, p = {test['p']:.2g} over "
+        f"{test['pairs']} pairs (a paired t-test; negative: {a} loses less).\n\n"
+    )
+    (out / "transfer_paired.md").write_text(text + _markdown(shown) + "\n")
 
 
 def run_rows(question: Question, source: Question) -> pd.DataFrame:

@@ -7,8 +7,14 @@ import math
 
 import pandas as pd
 import pytest
+import scipy.stats
 
-from rootfree.results.transfer import paired_to_base, transfer_table
+from rootfree.results.transfer import (
+    paired_to_base,
+    regret_difference,
+    regret_pairs,
+    transfer_table,
+)
 
 LRS = ["1e-4", "1e-3", "1e-2", "1e-1"]
 BEST = {"with_B": {"32": 1, "128": 1, "512": 1}, "without_B": {"32": 0, "128": 1, "512": 3}}
@@ -112,3 +118,17 @@ def test_each_cell_minus_its_base_is_paired_by_seed_and_a_lost_pair_is_counted()
     assert out.loc["without_B", "val_acc_diff"] == pytest.approx(-0.02)
     assert out.loc["without_B", "val_acc_ci95"] == pytest.approx(0.0, abs=1e-12)
     assert (out.loc["without_B", "pairs"], out.loc["without_B", "unpaired"]) == (2, 1)
+
+
+def test_the_direct_test_pairs_each_batchs_regret_with_b_against_without():
+    """With B the anchor's lr stays best (regret 0); without it, it is 1 step off at B = 32
+    and 2 at B = 512 (0.1 a step): differences -0.1 and -0.2, paired on the batch size."""
+    out = transfer_table(grid(), ["batch", "variant", "lr"], "lr", "batch", "128", LRS)
+    pairs = regret_pairs(out, "variant", "with_B", "without_B", "batch", "128")
+    assert sorted(pairs["batch"]) == ["32", "512"]
+    by_batch = pairs.set_index("batch")["difference"]
+    assert by_batch["32"] == pytest.approx(-0.1) and by_batch["512"] == pytest.approx(-0.2)
+    test = regret_difference(pairs)
+    expected = scipy.stats.ttest_1samp([-0.1, -0.2], 0.0)
+    assert test["diff"] == pytest.approx(-0.15) and test["pairs"] == 2
+    assert test["p"] == pytest.approx(expected.pvalue)

@@ -306,6 +306,18 @@ def check_transfer(derived: list, out) -> None:
             {"transfer": {"sweep": "decay", "across": "damp", "anchor": "d5"}},
             "wd.transfer.anchor: 'd5' is not valid; choose from ['d0', 'd9']",
         ),
+        (
+            "wd",
+            {
+                "transfer": {
+                    "sweep": "decay",
+                    "across": "damp",
+                    "anchor": "d0",
+                    "compare": {"axis": "variant", "a": "with_B", "b": "without_B"},
+                }
+            },
+            "wd.transfer.compare.axis: 'variant' is not valid; choose from []",
+        ),
         ("wd_seeds", {"cells": ["some/d8"]}, "wd_seeds.cells: 'some/d8' is not valid; choose"),
         (
             "wd_seeds",
