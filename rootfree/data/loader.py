@@ -21,7 +21,18 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-class BatchLoader:
+class RankShare:
+    """A loader whose every global batch is split over ``world_size`` ranks of ``batch_size``."""
+
+    batch_size: int
+    world_size: int
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
+
+
+class BatchLoader(RankShare):
     """Normalised float batches of uint8 images held on ``device``."""
 
     def __init__(
@@ -53,10 +64,6 @@ class BatchLoader:
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.shuffle, self.augment, self.seed, self.drop_last = shuffle, augment, seed, drop_last
         self.rank, self.world_size = rank, world_size
-
-    @property
-    def global_batch_size(self) -> int:
-        return self.batch_size * self.world_size
 
     @property
     def samples(self) -> int:

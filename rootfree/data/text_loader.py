@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import torch
 
-from rootfree.data.loader import _generator
+from rootfree.data.loader import RankShare, _generator
 from rootfree.data.text import check_context, evaluation_windows, token_windows
 
 
-class TextBatchLoader:
+class TextBatchLoader(RankShare):
     """(inputs, targets) of shape (batch_size, context), int64, on ``device``."""
 
     def __init__(
@@ -38,10 +38,6 @@ class TextBatchLoader:
         self.tokens = tokens.to(device)
         self.context, self.batch_size, self.seed = context, batch_size, seed
         self.rank, self.world_size = rank, world_size
-
-    @property
-    def global_batch_size(self) -> int:
-        return self.batch_size * self.world_size
 
     @property
     def samples(self) -> int:
