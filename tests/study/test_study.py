@@ -3,6 +3,7 @@ reseeding, collection, reports."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -559,3 +560,31 @@ def test_a_rerun_of_the_search_with_another_sampler_seed_reports_how_far_the_cho
     assert row["test_acc"] == pytest.approx(means[0]) and row["seeds"] == 2
     assert row["moved"] == pytest.approx(means[1] - means[0], abs=1e-6)
     assert "how far the choice depends" in (tmp_path / "again" / "rerun.md").read_text()
+
+
+@pytest.mark.slow  # CI runs it in make test-slow
+def test_a_language_model_question_searches_and_reports_on_validation_loss(tmp_path):
+    """Stage 2 narrows around the lowest validation losses, the reseeded setting is the one of
+    lowest loss, and the comparison table is in test loss and perplexity."""
+    lm = {
+        **DESIGN["questions"]["tiny"],
+        "overrides": ["experiment=lm_smoke", "dataset.characters=4000", "trainer.epochs=1"],
+        "optimizers": ["adamw"],
+        "space": {"lr": [1e-4, 0.1]},
+        "checks": ["tuning", "seeds"],
+    }
+    design = tmp_path / "study.yaml"
+    design.write_text(yaml.safe_dump({"questions": {"lm": lm}}, sort_keys=False))
+    args = ["--design", str(design), *inside(tmp_path)]
+    assert study_main(["run", *args, "--jobs", "2"]) == 0
+    records = list(iter_runs(tmp_path / "runs" / "lm"))
+    assert len(records) == 5 and all(r.state == "done" for r in records)
+    trials = [r for r in records if r.config["seed"] == 0]
+    (reseeded,) = [r for r in records if r.config["seed"] == 1]
+    (chosen,) = [r for r in trials if r.config["optimizer"] == reseeded.config["optimizer"]]
+    assert chosen.final["val_loss"] == min(r.final["val_loss"] for r in trials)
+    assert study_main(["report", *args]) == 0
+    table = pd.read_csv(tmp_path / "lm" / "comparison.csv")
+    losses = [r.final["test_loss"] for r in (chosen, reseeded)]
+    assert table.loc[0, "test_loss"] == pytest.approx(np.mean(losses))
+    assert table.loc[0, "test_ppl"] == pytest.approx(math.exp(np.mean(losses)))
