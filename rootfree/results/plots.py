@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from rootfree.results.select import PANEL  # noqa: E402
+from rootfree.results.select import PANEL, compared_column, primary_metric  # noqa: E402
 from rootfree.results.tables import panel_title  # noqa: E402
 
 _LINES = ("-", "--", "-.", ":")
@@ -85,9 +85,21 @@ def _throughput_note(spread: float) -> str:
 
 
 def _cell_runs(frame: pd.DataFrame, setting: str) -> pd.DataFrame:
-    """The finished runs of one setting, each epoch that logged a test accuracy."""
+    """The finished runs of one setting, each epoch that logged its test metric, as ``error``:
+    1 - accuracy, or a language model's test loss."""
     runs = frame[(frame["setting"] == setting) & (frame["status"] == "done")]
-    return runs.dropna(subset=["epoch", "test_acc"]).assign(error=lambda r: 1 - r["test_acc"])
+    column = compared_column(frame, setting)
+    runs = runs.dropna(subset=["epoch", column])
+    return runs.assign(error=1 - runs[column] if column.endswith("_acc") else runs[column])
+
+
+def _metric_word(cells: pd.DataFrame) -> str:
+    """What a tuning panel's curves are in: accuracy, or a language model's loss."""
+    return "accuracy" if primary_metric(cells["dataset"].iloc[0]).higher_is_better else "loss"
+
+
+def _error_label(dataset: str) -> str:
+    return "test error" if primary_metric(dataset).higher_is_better else "test loss (nats)"
 
 
 def _draw_cell(axis, runs: pd.DataFrame, optimizer: str, x: str) -> None:
@@ -142,7 +154,8 @@ def _error_figure(frame: pd.DataFrame, cells: pd.DataFrame, title: str, x: str) 
             fontsize=7,
             color="darkred",
         )
-    axis.set(xlabel="wall-clock seconds" if x == "wall_seconds" else x, ylabel="test error")
+    xlabel = "wall-clock seconds" if x == "wall_seconds" else x
+    axis.set(xlabel=xlabel, ylabel=_error_label(cells["dataset"].iloc[0]))
     if x == "epoch":
         axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axis.legend(**_OUTSIDE)
@@ -189,7 +202,7 @@ def _tuning_figure(cells: pd.DataFrame, title: str) -> Figure:
     axis.xaxis.set_major_formatter("{x:.0f}")
     axis.set(
         xlabel="random-search trials (log scale)",
-        ylabel="expected test accuracy of the chosen trial",
+        ylabel=f"expected test {_metric_word(cells)} of the chosen trial",
         title=title,
     )
     axis.legend(**_OUTSIDE)

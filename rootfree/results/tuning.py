@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from rootfree.results.select import CELL
+from rootfree.results.select import CELL, primary_metric, signed_score
 
 KEYS = [*CELL, "budget_label"]  # the label rides along for the figures' titles
 
@@ -17,27 +17,27 @@ VALID_HIGH = {"momentum": 0.999, "riemannian_momentum": 0.999, "lr_cov": 1.0}
 
 
 def tuning_curve(scores: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Expected test accuracy of the trial a k-trial search would pick (best validation), k = 1..N.
+    """Expected test accuracy (a language model's: test loss) of the trial a k-trial search
+    would pick (best validation), k = 1..N.
 
     Trials are settings (mean over their seeds); each k draws k trials with replacement
     ``resamples`` times. Returns cell columns, k, mean and the 5%/95% bootstrap quantiles.
     Trials are ordered by their scores and each cell has its own generator, so the curve does
     not depend on setting ids or on which other cells exist.
     """
+    signed = scores.assign(val=signed_score(scores), test=signed_score(scores, "test"))
     settings = (
-        scores.dropna(subset=["val_acc"])
-        .groupby(KEYS + ["setting"])[["val_acc", "test_acc"]]
-        .mean()
-        .reset_index()
-    )
+        signed.dropna(subset=["val"]).groupby(KEYS + ["setting"])[["val", "test"]].mean()
+    ).reset_index()
     rows = []
     for cell, trials in settings.groupby(KEYS):
         rng = np.random.default_rng(seed)
-        trials = trials.sort_values(["val_acc", "test_acc"], kind="stable")
-        val, test = trials["val_acc"].to_numpy(), trials["test_acc"].to_numpy()
+        trials = trials.sort_values(["val", "test"], kind="stable")
+        val, test = trials["val"].to_numpy(), trials["test"].to_numpy()
+        sign = 1 if primary_metric(cell[0]).higher_is_better else -1  # back to the metric
         for k in range(1, len(trials) + 1):
             draws = rng.integers(0, len(trials), size=(resamples, k))
-            picked = test[draws[np.arange(resamples), val[draws].argmax(axis=1)]]
+            picked = sign * test[draws[np.arange(resamples), val[draws].argmax(axis=1)]]
             rows.append(
                 {
                     **dict(zip(KEYS, cell)),

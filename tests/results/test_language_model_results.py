@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from rootfree.results import collect_runs, comparison_table, select_best
 from rootfree.results.select import run_scores
 from rootfree.results.tables import compact_table
@@ -50,6 +52,12 @@ def test_language_models_are_selected_on_the_lowest_validation_loss(tmp_path):
     assert math.isclose(table.loc["adamw", "test_ppl"], math.exp((1.43 + 1.45) / 2))
     assert math.isclose(table.loc["adamw", "gap_to_sgd"], (1.43 + 1.45) / 2 - (1.69 + 1.71) / 2)
     assert "test_acc" not in table or table["test_acc"].isna().all()
+    from rootfree.results.tuning import tuning_curve
+
+    curve = tuning_curve(scores).set_index(["optimizer", "k"])
+    # two trials, b (test 1.44 over its seeds) picked unless both draws are a (1.52)
+    assert curve.loc[("adamw", 2), "mean"] == pytest.approx(0.75 * 1.44 + 0.25 * 1.52, abs=0.01)
+    assert 1.44 - 1e-9 <= curve.loc[("adamw", 2), "low"] <= curve.loc[("adamw", 2), "high"] <= 1.52
     compact = compact_table(table.reset_index()).set_index("optimizer")
     cell = compact.loc["adamw"].iloc[0]
     assert cell.startswith("**1.4400 ± ") and "(ppl 4.22)" in cell and "−0.2600" in cell
