@@ -44,7 +44,7 @@ test: install  ## the default test suite (excludes tests marked slow; under 10 m
 # the slow tests CI runs after the suite (the paper e2e runs at paper sizes and the authors'
 # every-structure comparisons stay in test-all)
 SLOW_IN_CI := tests/test_packaging.py tests/test_readme.py tests/results/test_latex.py \
-	tests/results/test_committed_tables.py tests/train/test_records_e2e.py tests/train/test_kill.py \
+	tests/results/test_committed_tables.py tests/train/test_records_e2e.py \
 	tests/train/test_sweeps.py tests/study/test_study.py
 
 test-slow: install  ## the slow tests CI runs after the suite: kills, races, sweeps, the study, wheel, README, LaTeX

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 
-import pytest
 import torch
 
 from tests.train.helpers import launch, train_py, wait_for
@@ -18,7 +17,6 @@ ARGS = (
 )
 
 
-@pytest.mark.slow  # CI runs it in make test-slow
 def test_sigkill_mid_epoch_then_relaunch_equals_uninterrupted(tmp_path):
     straight = train_py(*ARGS, runs=tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr

@@ -21,7 +21,6 @@ def epochs(run: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow  # CI runs it in make test-slow
 def test_a_second_launch_of_a_running_config_skips_it(tmp_path):
     first = launch(tmp_path, *SLOW_SMOKE)
     status = wait_for(tmp_path, "*/status.json")
@@ -63,7 +62,6 @@ DROPPY = (
 )
 
 
-@pytest.mark.slow  # CI runs it in make test-slow
 def test_sigterm_marks_the_run_interrupted_and_a_relaunch_continues_bitwise(tmp_path):
     straight = train_py(*DROPPY, runs=tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
@@ -185,7 +183,6 @@ def as_if_interrupted(run: Path) -> None:
     (run / "status.json").write_text(json.dumps(marked))
 
 
-@pytest.mark.slow  # CI runs it in make test-slow
 def test_moved_data_resume_the_same_run_and_changed_data_are_refused(tmp_path):
     first = train_py(f"dataset.root={fashion_copy(tmp_path / 'a')}", *FASHION, runs=tmp_path / "r")
     assert first.returncode == 0, first.stderr
