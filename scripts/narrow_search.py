@@ -20,15 +20,17 @@ from pathlib import Path
 import pandas as pd
 
 from rootfree.results.collect import collect_runs
-from rootfree.results.select import run_scores
+from rootfree.results.select import run_scores, signed_score
 from rootfree.results.tuning import SEARCHED, narrowed_ranges
 
 
 def trials(
     runs: Path, optimizer: str, dataset: str | None, model: str | None
 ) -> list[tuple[float, dict]]:
-    """(mean validation accuracy, paper hyperparameters) per finished setting of ``optimizer``."""
-    scores = run_scores(collect_runs(runs)).dropna(subset=["val_acc"])
+    """(mean validation score, paper hyperparameters) per finished setting of ``optimizer``: the
+    task's primary metric, higher is better (accuracy; minus a language model's loss)."""
+    scores = run_scores(collect_runs(runs))
+    scores = scores.assign(score=signed_score(scores)).dropna(subset=["score"])
     keep = scores["optimizer"] == optimizer
     for column, value in (("dataset", dataset), ("model", model)):
         if value is not None:
@@ -40,10 +42,10 @@ def trials(
             f"narrow_search: runs of several (dataset, model) pairs {found}; pass --dataset and --model"
         )
     settings = chosen.groupby("setting").agg(
-        {"val_acc": "mean", **{c: "first" for c in SEARCHED if c in chosen}}
+        {"score": "mean", **{c: "first" for c in SEARCHED if c in chosen}}
     )
     return [
-        (row.val_acc, {c: row[c] for c in SEARCHED if c in row and not pd.isna(row[c])})
+        (row.score, {c: row[c] for c in SEARCHED if c in row and not pd.isna(row[c])})
         for _, row in settings.iterrows()
     ]
 
