@@ -52,7 +52,13 @@ def test_language_models_are_selected_on_the_lowest_validation_loss(tmp_path):
     assert math.isclose(table.loc["adamw", "test_ppl"], math.exp((1.43 + 1.45) / 2))
     assert math.isclose(table.loc["adamw", "gap_to_sgd"], (1.43 + 1.45) / 2 - (1.69 + 1.71) / 2)
     assert "test_acc" not in table or table["test_acc"].isna().all()
+    from rootfree.results.robustness import robustness_table
     from rootfree.results.tuning import tuning_curve
+
+    best = run_scores(collect_runs(tmp_path), epoch="best")
+    robust = robustness_table(scores, best, select_best(scores)).set_index("optimizer")
+    assert math.isclose(robust.loc["adamw", "test_final"], 1.44)
+    assert math.isclose(robust.loc["adamw", "top3_test_mean"], (1.43 + 1.52) / 2)  # seed 0
 
     curve = tuning_curve(scores).set_index(["optimizer", "k"])
     # two trials, b (test 1.44 over its seeds) picked unless both draws are a (1.52)
