@@ -37,6 +37,9 @@ def _block_lengths(length: int, val_fraction: float, test_fraction: float) -> di
     return dict(zip(SPLITS, split_sizes(length, val_fraction, test_fraction)))
 
 
+LOADER_KEYS = ("name", "batch_size", "eval_batch_size", "context", "epoch_tokens")
+
+
 @dataclass(frozen=True)
 class TextDatasetSpec:
     load: Callable[..., TextCorpus]
@@ -44,7 +47,12 @@ class TextDatasetSpec:
     # each split's length in tokens for these options, without loading (None: files absent)
     lengths: Callable[..., dict[str, int] | None]
     missing: Callable[..., str | None] = lambda **_: None
-    level: Callable[..., str] = lambda **_: "char"
+    options: tuple[str, ...] = ("root", "download", "val_fraction", "test_fraction")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every ``dataset.*`` key a config of this corpus may set."""
+        return (*LOADER_KEYS, *self.options)
 
 
 TEXT_DATASETS: dict[str, TextDatasetSpec] = {
@@ -63,7 +71,7 @@ TEXT_DATASETS: dict[str, TextDatasetSpec] = {
         "Penn Treebank (Mikolov's ptb.{train,valid,test}.txt), words with <eos>, or characters",
         _ptb_lengths,
         lambda root=None, download=False, **_: missing_ptb(root, download),
-        lambda level="word", **_: level,
+        ("root", "download", "level"),
     ),
     "generated_text": TextDatasetSpec(
         lambda characters=10_000, seed=0, val_fraction=0.05, test_fraction=0.05, **_: (
@@ -73,6 +81,7 @@ TEXT_DATASETS: dict[str, TextDatasetSpec] = {
         lambda characters=10_000, val_fraction=0.05, test_fraction=0.05, **_: _block_lengths(
             characters, val_fraction, test_fraction
         ),
+        options=("characters", "seed", "val_fraction", "test_fraction"),
     ),
 }
 

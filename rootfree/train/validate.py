@@ -140,6 +140,11 @@ def check_text_dataset(dataset: dict[str, Any]) -> None:
     """A text corpus's fractions, and its context against each split's length (files absent:
     checked once they are there, still before a run directory is written)."""
     spec = TEXT_DATASETS[dataset["name"]]
+    for key in dataset:
+        if key not in spec.keys:
+            keys = sorted(spec.keys)
+            valid = f"dataset {dataset['name']} takes {keys}" + did_you_mean(key, keys)
+            raise ConfigError(f"dataset.{key}", dataset[key], valid)
     for key in ("val_fraction", "test_fraction"):
         if key in dataset:
             _number(f"dataset.{key}", dataset[key], lambda v: 0 < v < 1, "in (0, 1)")

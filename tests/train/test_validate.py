@@ -89,6 +89,10 @@ from tests.train.helpers import compose_config
         (["experiment=lm_smoke", "model.num_heads=3"], "Invalid model: 'gpt'; cannot be built"),
         (["dataset=ptb", "model=lstm", "dataset.level=byte"], "Invalid dataset.level: 'byte'"),
         (
+            ["experiment=lm_smoke", "+dataset.train_subset=100"],
+            "Invalid dataset.train_subset: 100; dataset generated_text takes ['batch_size',",
+        ),
+        (
             ["experiment=lm_smoke", "dataset.epoch_tokens=100"],
             "Invalid dataset.epoch_tokens: 100; must be >= batch_size x context = 512",
         ),
