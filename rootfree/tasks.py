@@ -59,8 +59,11 @@ TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, LANGUAGE_
 
 def derived_metrics(row: Mapping[str, float], level: str) -> dict[str, float]:
     """Perplexity of every ``<split>_loss`` in ``row``, and bits per character where the
-    tokens are characters (``level == "char"``); inf where the loss overflows exp."""
+    tokens are characters (``level == "char"``); inf where the loss overflows exp. Nothing
+    for images (``level == "image"``)."""
     derived = {}
+    if level == "image":
+        return derived
     for key, loss in row.items():
         if not key.endswith("_loss") or key.endswith("running_loss"):
             continue

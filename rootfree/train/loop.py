@@ -99,10 +99,9 @@ class Trainer:
         if self.trainer["compile"]:
             self.forward = torch.compile(self.forward)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
-        self.loss_fn = make_loss(self.trainer["loss"], tokens=self.data.level != "image")
-        self.eval_loss_fn = make_loss(
-            {**self.trainer["loss"], "label_smoothing": 0.0}, tokens=self.data.level != "image"
-        )
+        tokens = self.data.unit == "tokens"
+        self.loss_fn = make_loss(self.trainer["loss"], tokens)
+        self.eval_loss_fn = make_loss({**self.trainer["loss"], "label_smoothing": 0.0}, tokens)
         self._plan_steps()
         self.progress = Progress(
             self.trainer["progress"],
@@ -390,16 +389,16 @@ class Trainer:
         return {"epoch": self.epoch, "step": self.step, **row} if row else None
 
     def evaluate_training_set(self) -> dict[str, Any] | None:
-        """The model as it is, in eval mode, on the whole training split without augmentation;
-        None where training images are only cropped per batch (ImageFolder)."""
+        """The model as it is, in eval mode, on the training split without augmentation (a text
+        corpus's first block; ``build_train_eval_loader``); None where training images are only
+        cropped per batch (ImageFolder)."""
         loader = build_train_eval_loader(self.config, self.data, self.device)
         if loader is None:
             return None
         self.eval_loaders["train"] = loader
         loss, accuracy = self.evaluate("train")
         row = {"train_eval_loss": loss, "train_eval_acc": accuracy}
-        if self.data.level != "image":
-            row.update(derived_metrics(row, self.data.level))
+        row.update(derived_metrics(row, self.data.level))
         return {"epoch": self.epoch, "step": self.step, **row}
 
     def _evaluates(self, epoch: int) -> bool:
@@ -427,8 +426,7 @@ class Trainer:
                 row[f"{split}_loss"], row[f"{split}_acc"] = self.evaluate(split)
             if not math.isfinite(row["val_loss"]):
                 raise Diverged(f"non-finite validation loss after epoch {self.epoch + 1}")
-            if self.data.level != "image":
-                row.update(derived_metrics(row, self.data.level))
+            row.update(derived_metrics(row, self.data.level))
             best = self.task.score(row) > self.best_score
             self.best_score = max(self.best_score, self.task.score(row))
             row.update(second_moment_at_init(self.optimizer))
