@@ -1,22 +1,25 @@
 """How far a rerun of a whole search moves its result: two searches of one comparison with
 different sampler seeds, each with its chosen setting reseeded; per optimizer, the two chosen
-settings' test accuracy and their difference (Welch, over each one's seeds)."""
+settings' test accuracy (a language model's test loss) and their difference (Welch, over each
+one's seeds)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from rootfree.results.select import CELL
+from rootfree.results.select import CELL, primary_metric
 from rootfree.results.stats import summarize, welch_difference
 
 
 def _chosen_accuracies(scores: pd.DataFrame, chosen: pd.DataFrame) -> dict[tuple, tuple]:
-    """Per cell: (the chosen setting, its finished seeds' test accuracies)."""
+    """Per cell: (the chosen setting, its finished seeds' test metric: accuracy, or a language
+    model's loss)."""
     out = {}
     for row in chosen.itertuples(index=False):
         key = tuple(getattr(row, c) for c in CELL)
-        runs = scores[(scores["setting"] == row.setting) & scores["test_acc"].notna()]
-        out[key] = (row.setting, runs["test_acc"].tolist())
+        column = f"test_{primary_metric(row.dataset).name}"
+        runs = scores[(scores["setting"] == row.setting) & scores[column].notna()]
+        out[key] = (row.setting, runs[column].tolist())
     return out
 
 
@@ -32,12 +35,13 @@ def search_rerun_table(
     for key in [k for k in one if k in two]:
         (setting_a, a), (setting_b, b) = one[key], two[key]
         gap = welch_difference(b, a)
+        name = primary_metric(key[0]).name
         rows.append(
             {
                 **dict(zip(CELL, key)),
-                "test_acc": summarize(a)["mean"],
+                f"test_{name}": summarize(a)["mean"],
                 "seeds": len(a),
-                "rerun_test_acc": summarize(b)["mean"],
+                f"rerun_test_{name}": summarize(b)["mean"],
                 "rerun_seeds": len(b),
                 "same_setting": setting_a == setting_b,
                 "moved": gap["diff"],

@@ -144,12 +144,13 @@ def write_rerun(question: Question, records: Path, out: Path) -> None:
         searches.append((scores, select_best(scores)))
     table = search_rerun_table(*searches)
     table.to_csv(out / "rerun.csv", index=False, float_format="%.6g")
-    shown = table.assign(
-        **{c: table[c] * 100 for c in ("test_acc", "rerun_test_acc", "moved", "moved_ci95")}
-    )
+    percent = "test_acc" in table  # accuracies in %, a language model's losses as they are
+    scaled = ("test_acc", "rerun_test_acc", "moved", "moved_ci95") if percent else ()
+    shown = table.assign(**{c: table[c] * 100 for c in scaled})
     text = (
         f"# {question.name}: {question.spec['rerun_of']}'s search rerun with sampler seed "
-        f"{question.sampler_seed()}\n\nTest accuracy in % of each search's chosen setting (mean "
+        f"{question.sampler_seed()}\n\nTest {'accuracy in %' if percent else 'loss in nats'} of "
+        "each search's chosen setting (mean "
         "over its seeds); same_setting: both searches chose one setting; moved: the rerun's minus "
         "the first's, with Welch's 95% CI: how far the choice depends on the search's draws.\n\n"
     )

@@ -91,3 +91,18 @@ def test_a_language_models_plateau_and_tuning_checks_read_its_falling_loss(tmp_p
     assert math.isclose(row["value"], 0.4) and not row["passed"]  # the loss still falls by 0.4
     tuning = tuning_saturated(scores, chosen).iloc[0]
     assert tuning["value"] == 0.0  # one trial: no gain from more
+
+
+def test_a_rerun_search_of_a_language_model_reports_how_far_its_test_loss_moved(tmp_path):
+    from rootfree.results.rerun import search_rerun_table
+
+    searches = []
+    for name, shift in (("first", 0.0), ("rerun", 0.1)):
+        for seed in (0, 1):
+            loss = 1.4 + shift + 0.02 * seed
+            lm_run(tmp_path / name, f"r{seed}", ADAM(1e-3), seed, loss, loss, accuracy=0.5)
+        scores = run_scores(collect_runs(tmp_path / name))
+        searches.append((scores, select_best(scores)))
+    (row,) = search_rerun_table(*searches).to_dict("records")
+    assert math.isclose(row["test_loss"], 1.41) and math.isclose(row["rerun_test_loss"], 1.51)
+    assert math.isclose(row["moved"], 0.1) and "test_acc" not in row
