@@ -163,9 +163,10 @@ def power_iteration_bases(
             refreshed.append(None)
             continue
         matrix, old = factor.to(dtype), basis.to(dtype)
-        order = torch.argsort(torch.diagonal(old.T @ matrix @ old), descending=True)
+        product = matrix @ old  # one product serves the estimate and the iteration
+        order = torch.argsort((old * product).sum(dim=0), descending=True)  # diag(Q^T L Q)
         second_moment = second_moment.index_select(axis, order)
-        refreshed.append(torch.linalg.qr(matrix @ old[:, order])[0].to(factor.dtype))
+        refreshed.append(torch.linalg.qr(product[:, order])[0].to(factor.dtype))
     return refreshed, second_moment
 
 
