@@ -30,6 +30,7 @@ class Task:
     metrics: tuple[Metric, ...]
     primary: Metric  # what selection, validity and the study rank on
     description: str
+    unit: str  # what throughput counts: images, tokens
 
     def metric(self, name: str) -> Metric:
         """The metric of this task called ``name``; a one-line error names the valid ones."""
@@ -46,13 +47,18 @@ class Task:
 
 
 CLASSIFICATION = Task(
-    "classification", (ACCURACY, LOSS), ACCURACY, "image classification, selected on accuracy"
+    "classification",
+    (ACCURACY, LOSS),
+    ACCURACY,
+    "image classification, selected on accuracy",
+    "images",
 )
 LANGUAGE_MODEL = Task(
     "language_model",
     (LOSS, PERPLEXITY, BITS_PER_CHARACTER, ACCURACY),
     LOSS,
     "next-token prediction, selected on validation loss (perplexity and bpc rank alike)",
+    "tokens",
 )
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, LANGUAGE_MODEL)}
 

@@ -47,7 +47,7 @@ def ours(config: dict) -> float:
     with tempfile.TemporaryDirectory() as folder:
         trainer = Trainer(config, RunDir(folder))
         row = trainer.fit()
-        return row[f"{trainer.data.unit}_per_second"]
+        return row[f"{trainer.data.task.unit}_per_second"]
 
 
 class Clock:
@@ -160,7 +160,7 @@ def main() -> None:
         results["bare"].append(speed)
         phases.append(clock.seconds["step"] / clock.seconds["forward_backward"])
     median = {k: statistics.median(v) for k, v in results.items()}
-    unit = "tokens" if task_for(config["dataset"]["name"]) is LANGUAGE_MODEL else "images"
+    unit = task_for(config["dataset"]["name"]).unit
     print(f"config: {' '.join(overrides)}")
     for name, values in results.items():
         print(f"{name:5s} {unit}/s: median {median[name]:.0f}  runs {[round(v) for v in values]}")

@@ -13,8 +13,9 @@ vocabulary can be compared with the data's) and the sha256 of the text the ids c
   rare words), word level with ``<eos>`` per line, or character level; vocabulary from training.
 - generated: a seeded word-level Markov chain written out as characters, for tests and smoke runs.
 
-Batching: ``random_windows`` draws training windows of ``context`` tokens at seeded random starts;
-``evaluation_windows`` sweeps a split in non-overlapping windows so each token is a target once.
+Batching: ``token_windows`` cuts (inputs, targets) windows at given starts (``text_loader`` draws
+them at seeded random starts); ``evaluation_windows`` sweeps a split in non-overlapping windows so
+each token is a target once.
 """
 
 from __future__ import annotations
@@ -451,15 +452,6 @@ def token_windows(tokens: torch.Tensor, starts: torch.Tensor, length: int) -> tu
     """(inputs, targets) as int64: ``length`` tokens from each start, targets one further on."""
     windows = tokens[starts[:, None] + torch.arange(length + 1, device=starts.device)].long()
     return windows[:, :-1], windows[:, 1:]
-
-
-def random_windows(
-    tokens: torch.Tensor, context: int, batch_size: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A training batch: windows at uniform random starts (seeded), each (batch_size, context)."""
-    check_context(context, {"train": len(tokens)})
-    starts = torch.randint(0, len(tokens) - context, (batch_size,), generator=generator)
-    return token_windows(tokens, starts, context)
 
 
 def evaluation_windows(

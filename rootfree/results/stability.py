@@ -34,8 +34,9 @@ def stability_markdown(table: pd.DataFrame) -> str:
         "chosen_worst_drop: the largest fall of the running training accuracy below its best so\n"
         f"far, over the chosen setting's seeds; a fall of {COLLAPSE:g} or more is a collapse\n"
         "(the `stable` check). Where the chosen setting collapses, stable_setting is the one the\n"
-        "same rule (best mean validation accuracy on the seeds every trial shares) picks among\n"
-        "the trials whose runs never collapse, with its mean validation and test accuracy over\n"
-        "its runs so far (stable_seeds: usually the search's seed 0 alone).\n\n"
+        "same rule (best mean validation accuracy, or a language model's lowest validation\n"
+        "loss, on the seeds every trial shares) picks among the trials whose runs never\n"
+        "collapse, with its mean validation and test score over its runs so far (stable_seeds:\n"
+        "usually the search's seed 0 alone).\n\n"
     )
     return text + table.to_markdown(index=False, floatfmt=".4g") + "\n"

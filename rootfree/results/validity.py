@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rootfree.results.select import CELL, select_best, signed_score
+from rootfree.results.select import CELL, primary_metric, select_best, signed_score
 from rootfree.results.stability import COLLAPSE
 from rootfree.results.stats import summarize
 
@@ -218,7 +218,8 @@ def stable_alternatives(
 ) -> pd.DataFrame:
     """Per chosen cell: its worst seed's fall of running train accuracy and, where it collapses,
     the setting the same selection rule picks among the trials that never fall by ``limit``
-    (their runs so far: the search's seed 0), with its validation and test accuracy."""
+    (their runs so far: the search's seed 0), with its validation and test primary metric
+    (accuracy; a language model's loss)."""
     collapsed = set(scores.loc[scores["worst_acc_drop"] >= limit, "setting"])
     steady = scores[~scores["setting"].isin(collapsed)]
     alternatives = select_best(steady).set_index(CELL) if len(steady) else pd.DataFrame()
@@ -230,12 +231,13 @@ def stable_alternatives(
         key = tuple(cell[c] for c in CELL)
         if row["chosen_worst_drop"] >= limit and key in alternatives.index:
             setting = alternatives.loc[key, "setting"]
-            runs = scores[(scores["setting"] == setting) & scores["val_acc"].notna()]
+            metric = primary_metric(cell["dataset"]).name
+            runs = scores[(scores["setting"] == setting) & scores[f"val_{metric}"].notna()]
             row |= {
                 "stable_setting": setting,
                 "stable_seeds": len(runs),
-                "stable_val_acc": float(runs["val_acc"].mean()),
-                "stable_test_acc": float(runs["test_acc"].mean()),
+                f"stable_val_{metric}": float(runs[f"val_{metric}"].mean()),
+                f"stable_test_{metric}": float(runs[f"test_{metric}"].mean()),
                 "stable_worst_drop": float(runs["worst_acc_drop"].max()),
             }
         rows.append(row)

@@ -1,9 +1,10 @@
 """Builders for a run's parts from its resolved config; the trainer, the config check and the
 trainer benchmark share them, so B and every argument are derived in one place. The dataset's
-task (``rootfree.tasks``) decides which data and model builders run."""
+task (``rootfree.tasks``) picks its builders from ``TASK_BUILDERS``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,39 +47,26 @@ class RunData:
     selection_split: str
     level: str  # what one target is: "image", or a text corpus's "char" or "word"
 
-    @property
-    def unit(self) -> str:
-        """What throughput counts: images, or tokens."""
-        return "images" if self.task is CLASSIFICATION else "tokens"
-
 
 def build_data(
     config: dict[str, Any], device: torch.device, rank: int = 0, world_size: int = 1
 ) -> RunData:
     """The data of the dataset's task: training loader (this rank's share) and val/test loaders."""
     task = task_for(config["dataset"]["name"])
-    return DATA_BUILDERS[task.name](config, device, rank, world_size)
+    return TASK_BUILDERS[task.name].data(config, device, rank, world_size)
+
+
+def build_model(config: dict[str, Any], data: RunData) -> nn.Module:
+    """The configured model sized for ``data``: classes and image shape, or the vocabulary."""
+    return TASK_BUILDERS[data.task.name].model(config, data)
 
 
 def build_train_eval_loader(
     config: dict[str, Any], data: RunData, device: torch.device
 ) -> BatchLoader | TextEvalLoader | None:
-    """The training split in evaluation order, without augmentation: every image, or a text
-    corpus's first block as long as its validation split (a whole pass over a large corpus
-    would cost many epochs' evaluations); None where training images are only cropped per
-    batch (ImageFolder)."""
-    batch_size = config["dataset"]["eval_batch_size"]
-    if data.task is LANGUAGE_MODEL:
-        block = data.splits.train[: len(data.splits.val)]
-        context = config["dataset"]["context"]
-        return TextEvalLoader(
-            block, context=context, batch_size=batch_size, split="train", device=device
-        )
-    images, labels = data.splits.train
-    if isinstance(images, RaggedImages):
-        return None
-    stats = dict(mean=data.splits.mean, std=data.splits.std, device=device)
-    return BatchLoader(images, labels, batch_size=batch_size, **stats)
+    """The training split in evaluation order, without augmentation, for the final train-split
+    evaluation; None where the task's data cannot give one."""
+    return TASK_BUILDERS[data.task.name].train_eval_loader(config, data, device)
 
 
 def build_text_data(
@@ -138,15 +126,36 @@ def build_image_data(
     )
 
 
-DATA_BUILDERS = {CLASSIFICATION.name: build_image_data, LANGUAGE_MODEL.name: build_text_data}
+def text_train_eval_loader(
+    config: dict[str, Any], data: RunData, device: torch.device
+) -> TextEvalLoader:
+    """A corpus's first training block as long as its validation split (a whole pass over a
+    large corpus would cost many epochs' evaluations)."""
+    block = data.splits.train[: len(data.splits.val)]
+    context, batch_size = config["dataset"]["context"], config["dataset"]["eval_batch_size"]
+    return TextEvalLoader(
+        block, context=context, batch_size=batch_size, split="train", device=device
+    )
 
 
-def build_model(config: dict[str, Any], data: RunData) -> nn.Module:
-    """The configured model sized for ``data``: classes and image shape, or the vocabulary."""
+def image_train_eval_loader(
+    config: dict[str, Any], data: RunData, device: torch.device
+) -> BatchLoader | None:
+    """Every training image; None where training images are only cropped per batch
+    (ImageFolder)."""
+    images, labels = data.splits.train
+    if isinstance(images, RaggedImages):
+        return None
+    stats = dict(mean=data.splits.mean, std=data.splits.std, device=device)
+    return BatchLoader(images, labels, batch_size=config["dataset"]["eval_batch_size"], **stats)
+
+
+def build_text_model(config: dict[str, Any], data: RunData) -> nn.Module:
     options = dict(config["model"])
-    name = options.pop("name")
-    if data.task is LANGUAGE_MODEL:
-        return create_language_model(name, len(data.splits.vocabulary), **options)
+    return create_language_model(options.pop("name"), len(data.splits.vocabulary), **options)
+
+
+def build_image_model_for(config: dict[str, Any], data: RunData) -> nn.Module:
     splits = data.splits
     return build_image_model(config, splits.num_classes, splits.channels, splits.image_size)
 
@@ -182,3 +191,20 @@ def build_optimizer(
         decay_1d=config["trainer"]["decay_1d"],
         **optimizer_arguments(name, options),
     )
+
+
+@dataclass(frozen=True)
+class TaskBuilders:
+    """What a task builds for the trainer: its data, its model and its train-split evaluation."""
+
+    data: Callable[..., RunData]
+    model: Callable[[dict[str, Any], RunData], nn.Module]
+    train_eval_loader: Callable[..., BatchLoader | TextEvalLoader | None]
+
+
+TASK_BUILDERS = {
+    CLASSIFICATION.name: TaskBuilders(
+        build_image_data, build_image_model_for, image_train_eval_loader
+    ),
+    LANGUAGE_MODEL.name: TaskBuilders(build_text_data, build_text_model, text_train_eval_loader),
+}

@@ -99,7 +99,7 @@ class Trainer:
         if self.trainer["compile"]:
             self.forward = torch.compile(self.forward)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.trainer["amp"] == "fp16")
-        tokens = self.data.unit == "tokens"
+        tokens = self.data.task.unit == "tokens"
         self.loss_fn = make_loss(self.trainer["loss"], tokens)
         self.eval_loss_fn = make_loss({**self.trainer["loss"], "label_smoothing": 0.0}, tokens)
         self._plan_steps()
@@ -418,7 +418,7 @@ class Trainer:
             "train_acc": self.running["correct"] / count,
             "train_seconds": epoch_seconds,
             "wall_seconds": self.wall_seconds,
-            f"{self.data.unit}_per_second": count / epoch_seconds if epoch_seconds else None,
+            f"{self.data.task.unit}_per_second": count / epoch_seconds if epoch_seconds else None,
         }
         best = False
         if self._evaluates(self.epoch + 1):

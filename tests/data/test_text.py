@@ -24,11 +24,11 @@ from rootfree.data.text import (
     load_shakespeare,
     missing_ptb,
     missing_shakespeare,
-    random_windows,
     split_sizes,
     text_checksum,
     vocabulary_difference,
 )
+from rootfree.data.text_loader import TextBatchLoader
 
 PTB_LINES = {  # Mikolov's layout: a space at each end, <unk> for rare words, N for numbers
     "train": [" the cat sat on the mat ", " a dog ran to the <unk> ", " N cats sat "],
@@ -192,18 +192,30 @@ def test_context_longer_than_a_split_is_refused_in_one_line():
 
 def test_training_windows_are_seeded_and_targets_are_inputs_shifted_by_one():
     tokens = torch.arange(50, dtype=torch.int16)  # token value == position
-    inputs, targets = random_windows(tokens, 8, 16, torch.Generator().manual_seed(0))
+
+    def loader(context=8, batch_size=16, epoch_tokens=256, **kwargs):  # two batches of 16
+        return TextBatchLoader(
+            tokens, context=context, batch_size=batch_size, epoch_tokens=epoch_tokens, **kwargs
+        )
+
+    batches = list(loader().batches(epoch=0))
+    assert len(batches) == len(loader()) == 2
+    inputs, targets = batches[0]
     assert inputs.shape == targets.shape == (16, 8) and inputs.dtype == torch.int64
     assert torch.equal(targets, inputs + 1)
-    assert torch.equal(inputs[:, 1:], targets[:, :-1])
     assert torch.equal(inputs - inputs[:, :1], torch.arange(8).expand(16, 8))  # contiguous
-    again = random_windows(tokens, 8, 16, torch.Generator().manual_seed(0))
-    other = random_windows(tokens, 8, 16, torch.Generator().manual_seed(1))
-    assert torch.equal(again[0], inputs) and not torch.equal(other[0], inputs)
-    ends = random_windows(tokens, 49, 4, torch.Generator().manual_seed(0))  # the longest context
-    assert torch.equal(ends[1][0], tokens[1:].long())
+    resumed = list(loader().batches(epoch=0, start=1))
+    assert len(resumed) == 1 and torch.equal(resumed[0][0], batches[1][0]), "mid-epoch resume"
+    assert not torch.equal(next(loader().batches(epoch=1))[0], inputs), "another epoch"
+    assert not torch.equal(next(loader(seed=1).batches(epoch=0))[0], inputs), "another seed"
+    shares = [next(loader(batch_size=8, rank=r, world_size=2).batches(0))[0] for r in (0, 1)]
+    assert torch.equal(torch.cat(shares), inputs), "each rank takes its slice of one batch"
+    (ends, _), *_ = loader(context=49, batch_size=4, epoch_tokens=196).batches(
+        0
+    )  # the longest context
+    assert torch.equal(ends[0], tokens[:-1].long())
     with pytest.raises(ValueError, match="the training split has 50 tokens; choose at most 49"):
-        random_windows(tokens, 50, 4, torch.Generator())
+        loader(context=50, batch_size=4)
 
 
 def test_evaluation_sweeps_each_token_once():

@@ -185,3 +185,25 @@ def test_the_best_stable_setting_leaves_out_every_setting_with_a_collapsed_run()
     assert row["chosen_worst_drop"] == pytest.approx(0.40)
     assert row["stable_setting"] == "b", "a and c each have a collapsed run"
     assert (row["stable_val_acc"], row["stable_test_acc"]) == (0.86, 0.85)
+
+
+def test_a_language_models_best_stable_setting_is_its_lowest_validation_loss():
+    from rootfree.results.validity import stable_alternatives
+
+    rows = []
+    for setting, seed, drop, loss, accuracy in [
+        ("a", 0, 0.02, 1.40, 0.60),
+        ("a", 1, 0.30, 1.41, 0.59),
+        ("b", 0, 0.01, 1.55, 0.50),
+        ("d", 0, 0.01, 1.60, 0.55),
+    ]:
+        rows.append(
+            {"run": f"{setting}{seed}", "setting": setting, "seed": seed, "val_loss": loss}
+            | {"test_loss": loss + 0.05, "val_acc": accuracy, "test_acc": accuracy}
+            | {"worst_acc_drop": drop, "selection_split": "val", "budget_label": ""}
+        )
+    scores = cell_frame(rows).assign(dataset="shakespeare")
+    (row,) = stable_alternatives(scores, CHOSEN.assign(dataset="shakespeare")).to_dict("records")
+    assert row["stable_setting"] == "b", "the lowest loss, not the best next-token accuracy"
+    assert row["stable_val_loss"] == 1.55 and row["stable_test_loss"] == pytest.approx(1.60)
+    assert "stable_val_acc" not in row
