@@ -16,10 +16,23 @@ class Metric:
     name: str  # the suffix of its columns: val_<name>, test_<name>
     higher_is_better: bool
     description: str
+    label: str = ""  # how a sentence names it: "accuracy"
+    percent: bool = False  # tables print it times 100, in %
+
+    def signed(self, value):
+        """``value`` (a number or a pandas column) signed so that higher is better."""
+        return value if self.higher_is_better else -value
+
+    @property
+    def unit(self) -> str:
+        """What a table's numbers of it are in: "%" or "nats per token"."""
+        return "%" if self.percent else "nats per token"
 
 
-ACCURACY = Metric("acc", True, "accuracy (next-token accuracy for a language model)")
-LOSS = Metric("loss", False, "mean cross-entropy per target, in nats")
+ACCURACY = Metric(
+    "acc", True, "accuracy (next-token accuracy for a language model)", "accuracy", True
+)
+LOSS = Metric("loss", False, "mean cross-entropy per target, in nats", "loss")
 PERPLEXITY = Metric("ppl", False, "perplexity: exp of the loss per token")
 BITS_PER_CHARACTER = Metric("bpc", False, "bits per character: the loss per character / ln 2")
 

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rootfree.results.select import PANEL, compared_column, primary_metric  # noqa: E402
 from rootfree.results.tables import panel_title  # noqa: E402
+from rootfree.tasks import ACCURACY, Metric  # noqa: E402
 
 _LINES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -220,31 +221,39 @@ def tuning_curves(curve: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def sweep_curves(
-    cells: pd.DataFrame, axes: list[str], sweep: str, across: str, order: list[str], path: Path
+    cells: pd.DataFrame,
+    axes: list[str],
+    sweep: str,
+    across: str,
+    order: list[str],
+    path: Path,
+    metric: Metric = ACCURACY,
 ) -> list[Path]:
-    """One panel per combination of the other grid axes: validation accuracy against the swept
-    value (grid order, log-spaced values), one line per ``across`` value; x marks a cell whose
-    seeds all diverged, at the panel's floor."""
+    """One panel per combination of the other grid axes: the validation score (``metric``)
+    against the swept value (grid order, log-spaced values), one line per ``across`` value; x
+    marks a cell whose seeds all diverged, at the panel's worst value."""
     panels = [axis for axis in axes if axis not in {sweep, across}]
     groups = list(cells.groupby(panels, sort=False)) if panels else [((), cells)]
     figure, axes_ = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), sharey=True)
     position = {value: index for index, value in enumerate(order)}
-    floor = float(cells["val_acc"].min() * 100) if cells["val_acc"].notna().any() else 0.0
+    val, scale = f"val_{metric.name}", 100 if metric.percent else 1
+    worst = cells[val].min() if metric.higher_is_better else cells[val].max()
+    floor = float(worst * scale) if cells[val].notna().any() else 0.0
     for axis, (key, group) in zip(np.atleast_1d(axes_), groups):
         for index, (where, rows) in enumerate(group.groupby(across, sort=False)):
             rows = rows.assign(x=rows[sweep].map(position)).sort_values("x")
             line = axis.plot(
                 rows["x"],
-                rows["val_acc"] * 100,
+                rows[val] * scale,
                 label=f"{across} {where}",
                 marker=_MARKERS[index % len(_MARKERS)],
                 markersize=4,
             )
-            lost = rows[rows["val_acc"].isna() & (rows["diverged"] > 0)]
+            lost = rows[rows[val].isna() & (rows["diverged"] > 0)]
             axis.plot(lost["x"], [floor] * len(lost), "x", color=line[0].get_color())
         axis.set_xticks(range(len(order)), order, rotation=45)
         axis.set(xlabel=sweep, title=" / ".join(map(str, np.atleast_1d(key))))
-    np.atleast_1d(axes_)[0].set_ylabel("validation accuracy (%)")
+    np.atleast_1d(axes_)[0].set_ylabel(f"validation {metric.label} ({metric.unit})")
     np.atleast_1d(axes_)[0].legend()
     return _save(figure, path)
 

@@ -50,7 +50,7 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
     test accuracy mean, std, 95% CI and seeds; diverged and failed runs of the setting; the gap to
     SGD's chosen setting (Welch CI); root-free minus its root-based counterpart (paired by seed).
     A language model's row has its test loss in place of accuracy (gaps in loss: negative is
-    better) and test_ppl, the perplexity of that mean loss.
+    better), test_ppl (the perplexity of that mean loss), and its mean val_loss and val_ppl.
     """
     index = {tuple(row[c] for c in CELL): row for _, row in chosen.iterrows()}
     rows = []
@@ -62,7 +62,7 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         metric = primary_metric(cell["dataset"])
         row[f"test_{metric.name}"] = summary["mean"]
         if not metric.higher_is_better:
-            row["test_ppl"] = math.exp(summary["mean"]) if summary["n"] else math.nan
+            row |= _perplexities(runs, summary)
         row.update(
             std=summary["std"],
             ci95=summary["ci"],
@@ -91,6 +91,18 @@ def comparison_table(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
         row.update({c: first[c] for c in PAPER_COLUMNS if c in first and not _missing(first[c])})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _perplexities(runs: pd.DataFrame, test: dict) -> dict[str, float]:
+    """A language model's test perplexity of the mean test loss, and its mean validation loss
+    and the perplexity of that (over the seeds that finished)."""
+    val = runs["val_loss"].dropna() if "val_loss" in runs else pd.Series(dtype=float)
+    mean_val = float(val.mean()) if len(val) else math.nan
+    return {
+        "test_ppl": math.exp(test["mean"]) if test["n"] else math.nan,
+        "val_loss": mean_val,
+        "val_ppl": math.exp(mean_val) if len(val) else math.nan,
+    }
 
 
 def _welch_gap(scores: pd.DataFrame, accuracy: dict[int, float], reference) -> dict:
@@ -196,11 +208,12 @@ def _loss(value: float, ci: float) -> str:
 
 
 def _cell_text(row: dict, metric) -> str:
-    """A row's mean and CI as the compact table shows it: accuracy in %, a loss with its
-    perplexity."""
+    """A row's mean and CI as the compact table shows it: accuracy in %, a test loss with its
+    perplexity and the validation perplexity."""
     if metric.higher_is_better:
         return _percent(row[f"test_{metric.name}"], row["ci95"])
-    return f"{_loss(row['test_loss'], row['ci95'])} (ppl {row['test_ppl']:.3g})"
+    ppl = f"ppl {row['test_ppl']:.3g}, val ppl {row.get('val_ppl', math.nan):.3g}"
+    return f"{_loss(row['test_loss'], row['ci95'])} ({ppl})"
 
 
 def panel_title(dataset: str, model: str, label: str) -> str:
@@ -249,7 +262,8 @@ def compact_markdown(table: pd.DataFrame, title: str) -> str:
         note = note.replace(
             "Every column",
             "Language-model columns: test loss in nats per token instead (lower is better; "
-            "ppl: the perplexity of the mean loss; differences in loss). Every column",
+            "ppl: the perplexity of the mean test loss, val ppl: of the mean validation loss; "
+            "differences in loss). Every column",
         )
     return f"# {title}\n\n{note}" + compact_table(table).to_markdown(index=False) + "\n"
 

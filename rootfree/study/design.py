@@ -12,7 +12,6 @@ import numpy as np
 import yaml
 
 from rootfree.config_paths import config_dir
-from rootfree.data.text_registry import TEXT_DATASETS
 from rootfree.optim import get_optimizer_spec
 from rootfree.results.tuning import narrowed_ranges
 
@@ -237,16 +236,6 @@ def _check_derived(name: str, spec: dict, design: dict, bad) -> None:
     if spec.get("from") not in design:
         raise bad(name, "from", spec.get("from"), [n for n in design if n != name])
     source = design[spec["from"]]
-    text = [
-        o
-        for o in source.get("overrides", [])
-        if o.startswith("dataset=") and o.split("=")[1] in TEXT_DATASETS
-    ]
-    if text:
-        raise ValueError(
-            f"{name}.from: {spec['from']!r} trains a language model ({text[0]}); derived "
-            "questions read accuracy, so their controls of language models are not built yet"
-        )
     for method in [spec["optimizer"], *spec.get("references", [])]:
         if method not in source.get("optimizers", []):
             raise bad(name, "optimizer", method, source.get("optimizers", []))

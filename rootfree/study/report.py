@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rootfree.compose import compose_overrides
 from rootfree.record import read_run
 from rootfree.results import validity
 from rootfree.results.collect import collect, run_provenance
@@ -37,6 +38,7 @@ from rootfree.results.transfer import (
 from rootfree.results.tuning import tuning_curve
 from rootfree.study.design import Question, seed_list
 from rootfree.study.schedule import derived_runs, progress, run_path
+from rootfree.tasks import ACCURACY, CLASSIFICATION, Metric, Task, task_for
 
 CHECKS = {
     "converged": lambda frame, scores, chosen, q: validity.converged(frame, chosen),
@@ -92,25 +94,40 @@ def report_question(
 DIRECT = "tested by "  # how a direct test's row in a validity table begins
 
 
+def question_task(question: Question, everything: dict[str, Question]) -> Task:
+    """What a question's runs are trained to do, so read on: the task of the dataset its
+    overrides compose to (a derived question's start from its source's)."""
+    spec = question.spec
+    specs = [everything[spec["from"]].spec, spec] if "from" in spec else [spec]
+    overrides = [o for s in specs for o in s.get("overrides", [])]
+    return task_for(compose_overrides(overrides)["dataset"]["name"])
+
+
 def direct_tests(
     question: Question, everything: dict[str, Question], cell: pd.Series
 ) -> pd.DataFrame:
     """One row per derived question that ``answers`` a check of ``question``: its cells'
-    validation accuracy against the chosen setting of its optimizer (validity.direct_test).
-    ``cell``: any chosen cell of the question, for its dataset and model."""
-    rows = []
+    validation score against the chosen setting of its optimizer (validity.direct_test; a
+    language model's loss negated, so a gain is a lower loss). ``cell``: any chosen cell of the
+    question, for its dataset and model."""
+    rows, metric = [], question_task(question, everything).primary
+    val = f"val_{metric.name}"
     for control in everything.values():
         spec = control.spec
         if spec.get("from") != question.name or "answers" not in spec:
             continue
-        group, runs = chosen_runs(question, spec["optimizer"]), run_rows(control, question)
+        group, runs = chosen_runs(question, spec["optimizer"]), run_rows(control, question, metric)
         if group is None or runs.empty:
             continue
-        finished = runs.dropna(subset=["val_acc"])
+        finished = runs.dropna(subset=[val])
         paths = finished[list(spec["grid"])].agg("/".join, axis=1)
         test = validity.direct_test(
-            finished.groupby(paths)["val_acc"].apply(list).to_dict(),
-            [r.final["val_acc"] for r in map(read_run, map(run_path, group)) if r.finished],
+            metric.signed(finished[val]).groupby(paths).apply(list).to_dict(),
+            [
+                metric.signed(r.final[val])
+                for r in map(read_run, map(run_path, group))
+                if r.finished
+            ],
         )
         rows.append(
             {
@@ -204,29 +221,29 @@ def write_stability(table: pd.DataFrame, out: Path) -> None:
     (out / "stability.md").write_text(stability_markdown(table))
 
 
-def cell_row(records: list) -> dict:
-    """Seeds, test accuracy mean and CI, mean validation and final train accuracy, the worst
+def cell_row(records: list, task: Task = CLASSIFICATION) -> dict:
+    """Seeds, test score (``metric``) mean and CI, mean validation and final train score, the worst
     seed's fall of running train accuracy, the fraction
     of second-moment coordinates still at S0, training images/s (each run's median epoch, so
     an epoch the machine paused does not count), optimizer state MiB, the final Kronecker
     factors' median condition number, runs that diverged and runs that did not finish, and
     what its seeds' provenance flags (``tables.provenance_flag``)."""
-    done = [r for r in records if r.finished]
-    test = summarize([r.final["test_acc"] for r in done])
+    done, name, unit = [r for r in records if r.finished], task.primary.name, task.unit
+    test = summarize([r.final[f"test_{name}"] for r in done])
 
     def final(key: str) -> float:
         return _mean([r.final.get(key) for r in done])
 
     return {
         "seeds": test["n"],
-        "test_acc": test["mean"],
+        f"test_{name}": test["mean"],
         "ci95": test["ci"],
-        "val_acc": final("val_acc"),
-        "train_acc": final("train_acc"),
+        f"val_{name}": final(f"val_{name}"),
+        f"train_{name}": final(f"train_{name}"),
         "worst_drop": max((_worst_drop(r) for r in done), default=math.nan),
         "s_at_init": final("second_moment_at_init"),
-        "images_per_s": _mean(
-            [_median([m.get("images_per_second") for m in r.metrics]) for r in done]
+        f"{unit}_per_s": _mean(
+            [_median([m.get(f"{unit}_per_second") for m in r.metrics]) for r in done]
         ),
         "state_mib": final("optimizer_state_mib"),
         "factor_cond": _mean([(r.final_eval or {}).get("factor_cond_median") for r in done]),
@@ -251,12 +268,14 @@ def _median(values: list) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def derived_table(question: Question, source: Question) -> pd.DataFrame:
+def derived_table(
+    question: Question, source: Question, task: Task = CLASSIFICATION
+) -> pd.DataFrame:
     """One row per grid cell, then one per ``references`` optimizer: the source question's own
     chosen setting of it, all its seeds, as the cells' baseline."""
     axes = list(question.spec["grid"])
     rows = [
-        {**dict(zip(axes, labels)), **cell_row([read_run(run_path(o)) for o in group])}
+        {**dict(zip(axes, labels)), **cell_row([read_run(run_path(o)) for o in group], task)}
         for labels, group in (derived_runs(question, source) or {}).items()
     ]
     for optimizer in question.spec.get("references", []):
@@ -264,37 +283,50 @@ def derived_table(question: Question, source: Question) -> pd.DataFrame:
         if group is None:
             continue
         label = {axis: "" for axis in axes} | {axes[0]: f"{optimizer} ({source.name})"}
-        rows.append({**label, **cell_row([read_run(run_path(o)) for o in group])})
+        rows.append({**label, **cell_row([read_run(run_path(o)) for o in group], task)})
     return pd.DataFrame(rows)
 
 
 def report_derived(question: Question, everything: dict[str, Question], out: Path) -> None:
     if not question.runs.exists():  # no records yet: no table of blanks
         return
-    table = derived_table(question, everything[question.spec["from"]])
+    task = question_task(question, everything)
+    table = derived_table(question, everything[question.spec["from"]], task)
     if table.empty:
         return
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
-    shown = table.assign(**{c: table[c] * 100 for c in ("test_acc", "ci95", "val_acc")})
-    text = (
-        f"# {question.spec['title']}\n\n"
-        "Test accuracy in %, +- the 95% CI over seeds; val_acc: mean validation accuracy in %;\n"
-        "train_acc: the last epoch's running training accuracy; worst_drop: the largest fall of\n"
+    name, metric = task.primary.name, task.primary
+    shown = _shown(table, metric, (f"test_{name}", "ci95", f"val_{name}"))
+    text = f"# {question.spec['title']}\n\n" + _derived_legend(task)
+    (out / "table.md").write_text(text + _markdown(shown) + "\n")
+    if "transfer" in question.spec:
+        write_transfer(question, table, out, metric)
+    if "paired" in question.spec:
+        write_paired(question, everything[question.spec["from"]], out, metric)
+
+
+def _derived_legend(task: Task) -> str:
+    """How to read a derived question's table.md."""
+    name, label, unit = task.primary.name, task.primary.label, task.primary.unit
+    return (
+        f"Test {label} in {unit}, +- the 95% CI over seeds; val_{name}: mean validation {label} "
+        f"in {unit};\n"
+        f"train_{name}: the last epoch's running training {label}; worst_drop: the largest fall of\n"
         "the running training accuracy below its best so far, worst seed (0.1 or more: a\n"
         "collapse); s_at_init: the fraction of\n"
-        "second-moment coordinates still exactly at S0; images_per_s: training throughput, the\n"
+        f"second-moment coordinates still exactly at S0; {task.unit}_per_s: training throughput, the\n"
         "median epoch (one thread, two runs sharing the machine); state_mib: the optimizer's\n"
         "state; factor_cond: the final Kronecker factors' K K^T, median condition number over\n"
         "factors (mean over seeds); diverged: runs that diverged; not_done: runs that\n"
         "diverged, failed or are unfinished; provenance: the cell's seeds ran mixed commits,\n"
         "data or CPU kinds, or uncommitted code (dirty tree).\n\n"
     )
-    (out / "table.md").write_text(text + _markdown(shown) + "\n")
-    if "transfer" in question.spec:
-        write_transfer(question, table, out)
-    if "paired" in question.spec:
-        write_paired(question, everything[question.spec["from"]], out)
+
+
+def _shown(table: pd.DataFrame, metric: Metric, columns) -> pd.DataFrame:
+    """``table`` as printed: ``columns`` times 100 where the metric is a percentage."""
+    return table.assign(**{c: table[c] * 100 for c in columns}) if metric.percent else table
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -307,36 +339,39 @@ def _markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
-def write_transfer(question: Question, cells: pd.DataFrame, out: Path) -> None:
+def write_transfer(
+    question: Question, cells: pd.DataFrame, out: Path, metric: Metric = ACCURACY
+) -> None:
     """The transfer table of a swept grid (``transfer``: sweep, across, anchor) and its curves."""
     spec, grid = question.spec["transfer"], question.spec["grid"]
     sweep, across, anchor = spec["sweep"], spec["across"], str(spec["anchor"])
     order = [str(label) for label in grid[sweep]]
     cells = cells[cells[sweep].isin(order)]  # the grid's cells, not its reference rows
-    table = transfer_table(cells, list(grid), sweep, across, anchor, order)
+    table = transfer_table(cells, list(grid), sweep, across, anchor, order, metric)
     table.to_csv(out / "transfer.csv", index=False, float_format="%.6g")
-    shown = table.assign(
-        **{
-            c: table[c] * 100
-            for c in ("best_val", "best_test", "transfer_val", "transfer_test", "regret")
-        }
-    )
+    numbers = ("best_val", "best_test", "transfer_val", "transfer_test", "regret")
+    shown, label = _shown(table, metric, numbers), metric.label
+    lost, values = ("points lost", "accuracies") if metric.percent else ("loss added", "losses")
+    by = f"validation {label} ({metric.unit})"
     text = (
         f"# Does the {sweep} chosen at {across} = {anchor} transfer?\n\n"
-        f"Per {across}: the best {sweep} by validation accuracy (%) and its test accuracy; the\n"
-        f"{sweep} chosen at {across} = {anchor} and its accuracies here; regret: the validation\n"
-        f"points lost by transferring (a diverged transfer loses all); shift: grid steps from the\n"
+        f"Per {across}: the best {sweep} by {by} and its test {label}; the\n"
+        f"{sweep} chosen at {across} = {anchor} and its {values} here; regret: the validation\n"
+        f"{lost} by transferring (a diverged transfer loses all); shift: grid steps from the\n"
         f"transferred {sweep} to the best one here; bracketed: True where both grid neighbours of\n"
         f"the best {sweep} have run (finished or diverged), False at an end of the grid or beside\n"
         f"a cell still to run, where the optimum may lie beyond.\n\n"
     )
     (out / "transfer.md").write_text(text + _markdown(shown) + "\n")
-    sweep_curves(cells, list(grid), sweep, across, order, out / f"sweep_{sweep}_by_{across}")
+    path = out / f"sweep_{sweep}_by_{across}"
+    sweep_curves(cells, list(grid), sweep, across, order, path, metric)
     if "compare" in spec:
-        write_regret_comparison(table, spec, out)
+        write_regret_comparison(table, spec, out, metric)
 
 
-def write_regret_comparison(table: pd.DataFrame, spec: dict, out: Path) -> None:
+def write_regret_comparison(
+    table: pd.DataFrame, spec: dict, out: Path, metric: Metric = ACCURACY
+) -> None:
     """transfer_paired.md: one label's regret minus another's (``compare``: axis, a, b),
     paired on every other grid label and ``across`` value: the direct test of which one
     transfers better."""
@@ -346,20 +381,21 @@ def write_regret_comparison(table: pd.DataFrame, spec: dict, out: Path) -> None:
     test = regret_difference(pairs)
     pairs.to_csv(out / "transfer_paired.csv", index=False, float_format="%.6g")
     numbers = [c for c in pairs.columns if c.startswith("regret_") or c == "difference"]
-    shown = pairs.assign(**{c: pairs[c] * 100 for c in numbers})
+    shown, scale = _shown(pairs, metric, numbers), 100 if metric.percent else 1
+    unit = "validation points" if metric.percent else "validation loss"
     text = (
         f"# Does {a} transfer the {spec['sweep']} better than {b}?\n\n"
-        f"Regret ({a}) minus regret ({b}) in validation points, paired on every other grid label\n"
+        f"Regret ({a}) minus regret ({b}) in {unit}, paired on every other grid label\n"
         f"and {across} (the anchor {across} = {anchor} left out, where both are 0): mean "
-        f"{100 * test['diff']:.2f}, 95% CI ± {100 * test['ci']:.2f}, p = {test['p']:.2g} over "
+        f"{scale * test['diff']:.2f}, 95% CI ± {scale * test['ci']:.2f}, p = {test['p']:.2g} over "
         f"{test['pairs']} pairs (a paired t-test; negative: {a} loses less).\n\n"
     )
     (out / "transfer_paired.md").write_text(text + _markdown(shown) + "\n")
 
 
-def run_rows(question: Question, source: Question) -> pd.DataFrame:
+def run_rows(question: Question, source: Question, metric: Metric = ACCURACY) -> pd.DataFrame:
     """One row per run of a derived question: its grid labels, seed, and validation and test
-    accuracy (NaN unless it finished)."""
+    score (NaN unless it finished)."""
     rows, seeds = [], seed_list(question.spec["seeds"])
     for labels, group in (derived_runs(question, source) or {}).items():
         for seed, overrides in zip(seeds, group):
@@ -369,23 +405,27 @@ def run_rows(question: Question, source: Question) -> pd.DataFrame:
                 {
                     **dict(zip(question.spec["grid"], labels)),
                     "seed": seed,
-                    "val_acc": final.get("val_acc", math.nan),
-                    "test_acc": final.get("test_acc", math.nan),
+                    f"val_{metric.name}": final.get(f"val_{metric.name}", math.nan),
+                    f"test_{metric.name}": final.get(f"test_{metric.name}", math.nan),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def write_paired(question: Question, source: Question, out: Path) -> None:
+def write_paired(
+    question: Question, source: Question, out: Path, metric: Metric = ACCURACY
+) -> None:
     """Each cell minus its base cell, paired by seed (``paired``: axis, base by label)."""
     spec = question.spec["paired"]
     axis, base = spec["axis"], {k: str(v) for k, v in spec["base"].items()}
-    table = paired_to_base(run_rows(question, source), list(question.spec["grid"]), axis, base)
+    runs, grid = run_rows(question, source, metric), list(question.spec["grid"])
+    table = paired_to_base(runs, grid, axis, base, metric)
     table.to_csv(out / "paired.csv", index=False, float_format="%.6g")
-    shown = table.assign(**{c: table[c] * 100 for c in table if c.endswith(("_diff", "_ci95"))})
+    shown = _shown(table, metric, [c for c in table if c.endswith(("_diff", "_ci95"))])
+    gained = "Accuracy points (%) gained" if metric.percent else "Loss (nats per token) added"
     text = (
         f"# {question.spec['title']}: each cell against its base {axis}\n\n"
-        f"Accuracy points (%) gained by each {axis} over the base {axis} of its row, paired by\n"
+        f"{gained} by each {axis} over the base {axis} of its row, paired by\n"
         f"seed: mean and 95% t-interval half-width over the seeds both finished (pairs);\n"
         f"unpaired: runs of the two cells that did not finish.\n\n"
     )

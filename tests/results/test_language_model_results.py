@@ -50,6 +50,8 @@ def test_language_models_are_selected_on_the_lowest_validation_loss(tmp_path):
     table = comparison_table(scores, select_best(scores)).set_index("optimizer")
     assert math.isclose(table.loc["adamw", "test_loss"], (1.43 + 1.45) / 2)
     assert math.isclose(table.loc["adamw", "test_ppl"], math.exp((1.43 + 1.45) / 2))
+    assert math.isclose(table.loc["adamw", "val_loss"], (1.40 + 1.42) / 2)
+    assert math.isclose(table.loc["adamw", "val_ppl"], math.exp((1.40 + 1.42) / 2))
     assert math.isclose(table.loc["adamw", "gap_to_sgd"], (1.43 + 1.45) / 2 - (1.69 + 1.71) / 2)
     assert "test_acc" not in table or table["test_acc"].isna().all()
     from rootfree.results.robustness import robustness_table
@@ -66,7 +68,9 @@ def test_language_models_are_selected_on_the_lowest_validation_loss(tmp_path):
     assert 1.44 - 1e-9 <= curve.loc[("adamw", 2), "low"] <= curve.loc[("adamw", 2), "high"] <= 1.52
     compact = compact_table(table.reset_index()).set_index("optimizer")
     cell = compact.loc["adamw"].iloc[0]
-    assert cell.startswith("**1.4400 ± ") and "(ppl 4.22)" in cell and "−0.2600" in cell
+    assert (
+        cell.startswith("**1.4400 ± ") and "(ppl 4.22, val ppl 4.1)" in cell and "−0.2600" in cell
+    )
 
 
 def test_a_language_models_plateau_and_tuning_checks_read_its_falling_loss(tmp_path):

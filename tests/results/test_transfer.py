@@ -132,3 +132,23 @@ def test_the_direct_test_pairs_each_batchs_regret_with_b_against_without():
     expected = scipy.stats.ttest_1samp([-0.1, -0.2], 0.0)
     assert test["diff"] == pytest.approx(-0.15) and test["pairs"] == 2
     assert test["p"] == pytest.approx(expected.pvalue)
+
+
+def test_a_language_models_transfer_reads_the_lowest_validation_loss():
+    from rootfree.tasks import LOSS
+
+    cells = grid()  # as a loss: 2 - accuracy, so the lowest loss sits where accuracy peaked
+    cells = cells.assign(val_loss=2 - cells["val_acc"], test_loss=2 - cells["test_acc"])
+    cells = cells.drop(columns=["val_acc", "test_acc"])
+    out = transfer_table(cells, ["batch", "variant", "lr"], "lr", "batch", "128", LRS, LOSS)
+    out = out.set_index(["variant", "batch"])
+    for variant, best in BEST.items():
+        for batch, index in best.items():
+            row = out.loc[(variant, batch)]
+            assert row["best_lr"] == LRS[index] and row["best_val"] == pytest.approx(1.1)
+            assert row["regret"] == pytest.approx(0.1 * abs(index - best["128"])), "loss added"
+    at = (cells["variant"] == "without_B") & (cells["lr"] == LRS[1]) & (cells["batch"] == "512")
+    cells.loc[at, ["val_loss", "test_loss", "diverged"]] = [math.nan, math.nan, 1]
+    out = transfer_table(cells, ["batch", "variant", "lr"], "lr", "batch", "128", LRS, LOSS)
+    lost = out.set_index(["variant", "batch"]).loc[("without_B", "512"), "regret"]
+    assert lost == math.inf, "a diverged transfer adds an unbounded loss"

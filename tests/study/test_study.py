@@ -593,3 +593,61 @@ def test_a_language_model_question_searches_and_reports_on_validation_loss(tmp_p
     losses = [r.final["test_loss"] for r in (chosen, reseeded)]
     assert table.loc[0, "test_loss"] == pytest.approx(np.mean(losses))
     assert table.loc[0, "test_ppl"] == pytest.approx(math.exp(np.mean(losses)))
+    lm_derived(tmp_path, design, args, [r.final["val_loss"] for r in (chosen, reseeded)])
+
+
+def lm_derived(tmp_path, design, args, reference):
+    """A control of the language-model question: its tables, its transfer and paired readings
+    and its direct test read validation and test loss (lower is better), never accuracy."""
+    questions = yaml.safe_load(design.read_text())["questions"]
+    questions["lm_lr"] = {
+        "title": "lr and context",
+        "kind": "derived",
+        "from": "lm",
+        "optimizer": "adamw",
+        "answers": "tuning",
+        "grid": {
+            "context": {"16": ["dataset.context=16"], "32": []},
+            "lr": {"1e-3": ["optimizer.lr=1.0e-3"], "3e-2": ["optimizer.lr=3.0e-2"]},
+        },
+        "transfer": {"sweep": "lr", "across": "context", "anchor": "32"},
+        "paired": {"axis": "lr", "base": {"16": "1e-3", "32": "1e-3"}},
+        "seeds": [1],
+        "checks": [],
+        "minutes": {"default": 0.1},
+    }
+    design.write_text(yaml.safe_dump({"questions": questions}, sort_keys=False))
+    assert study_main(["run", *args, "--jobs", "2", "--only", "lm_lr"]) == 0
+    assert study_main(["report", *args]) == 0
+    runs = {
+        (str(r.config["dataset"]["context"]), f"{r.config['optimizer']['lr']:.0e}"): r.final
+        for r in iter_runs(tmp_path / "runs" / "lm_lr")
+    }
+    table = pd.read_csv(tmp_path / "lm_lr" / "table.csv", dtype={"context": str, "lr": str})
+    row = table[(table["context"] == "16") & (table["lr"] == "3e-2")].iloc[0]
+    assert row["test_loss"] == close(runs[("16", "3e-02")]["test_loss"])
+    assert row["tokens_per_s"] > 0 and "test_acc" not in table
+    transfer = pd.read_csv(tmp_path / "lm_lr" / "transfer.csv", dtype={"context": str}).set_index(
+        "context"
+    )
+    for context in ("16", "32"):
+        losses = [runs[(context, lr)]["val_loss"] for lr in ("1e-03", "3e-02")]
+        assert transfer.loc[context, "best_val"] == close(min(losses))
+    anchor_best = transfer.loc["32", "best_lr"]
+    moved = runs[("16", f"{float(anchor_best):.0e}")]["val_loss"]
+    best = min(runs[("16", lr)]["val_loss"] for lr in ("1e-03", "3e-02"))
+    assert transfer.loc["16", "regret"] == close(moved - best)
+    paired = pd.read_csv(tmp_path / "lm_lr" / "paired.csv", dtype={"context": str})
+    paired = paired.set_index("context")
+    gap = runs[("16", "3e-02")]["val_loss"] - runs[("16", "1e-03")]["val_loss"]
+    assert paired.loc["16", "val_loss_diff"] == close(gap)
+    assert "Loss (nats per token) added" in (tmp_path / "lm_lr" / "paired.md").read_text()
+    checks = pd.read_csv(tmp_path / "lm" / "validity.csv")
+    (direct,) = checks[checks["check"].str.startswith("tested by lm_lr")].to_dict("records")
+    gain = np.mean(reference) - min(v["val_loss"] for v in runs.values())
+    assert direct["value"] == close(gain), "a lower loss is a gain"
+
+
+def close(expected):
+    """Equal to what the CSVs keep: six significant digits."""
+    return pytest.approx(expected, rel=2e-6, abs=1e-9)
