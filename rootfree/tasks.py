@@ -55,8 +55,7 @@ class Task:
 
     def score(self, row: Mapping[str, float], split: str = "val") -> float:
         """The primary metric of ``split`` in ``row``, signed so that higher is better."""
-        value = row[f"{split}_{self.primary.name}"]
-        return value if self.primary.higher_is_better else -value
+        return self.primary.signed(row[f"{split}_{self.primary.name}"])
 
 
 CLASSIFICATION = Task(

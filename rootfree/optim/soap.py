@@ -176,9 +176,17 @@ def soap_direction(
     bases: Sequence[torch.Tensor | None],
     eps: float,
 ) -> torch.Tensor:
-    """Adam's m / (sqrt(v) + eps) in the eigenbasis, rotated back (tensors in the factors' view)."""
+    """Adam's m / (sqrt(v) + eps) in the eigenbasis, rotated back; ``momentum`` is m already in
+    the eigenbasis (tensors in the factors' view)."""
     denominator = second_moment.to(momentum.dtype).sqrt().add_(eps)
-    return rotate(rotate(momentum, bases) / denominator, bases, inverse=True)
+    return rotate(momentum / denominator, bases, inverse=True)
+
+
+def change_basis(
+    x: torch.Tensor, old: Sequence[torch.Tensor | None], new: Sequence[torch.Tensor | None]
+) -> torch.Tensor:
+    """``x`` expressed in the eigenbasis ``old``, re-expressed in ``new``."""
+    return rotate(rotate(x, old, inverse=True), new)
 
 
 def second_moment_apply(
@@ -211,9 +219,11 @@ class SOAP(PreconditionedOptimizer):
             at least fp32; the authors' are in torch's default dtype).
         decomposition_dtype: dtype of eigh and QR (``float32`` as the authors', or ``float64``).
 
-    State per parameter: ``step`` (Adam steps taken), ``exp_avg`` (m, in the original basis and
-    the parameter's shape), ``exp_avg_sq`` (v, in the eigenbasis and the factors' view), ``GG``
-    (the factors L_n) and ``Q`` (their bases), None for an axis without a factor.
+    State per parameter: ``step`` (Adam steps taken), ``exp_avg`` (m) and ``exp_avg_sq`` (v),
+    both in the eigenbasis and the factors' view, ``GG`` (the factors L_n) and ``Q`` (their
+    bases), None for an axis without a factor. The authors keep m in the original basis and
+    rotate it into the eigenbasis on every step; keeping it rotated is the same m and saves
+    that rotation, at the price of re-expressing m when the bases are refreshed.
     """
 
     def __init__(
@@ -285,7 +295,7 @@ class SOAP(PreconditionedOptimizer):
         opmath = torch.promote_types(param.dtype, torch.float32)
         dtype = resolve_dtype(group["preconditioner_dtype"], opmath)
         state["step"] = 0
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg"] = torch.zeros(layout.view, dtype=param.dtype, device=param.device)
         state["exp_avg_sq"] = torch.zeros(layout.view, dtype=param.dtype, device=param.device)
         state["GG"] = [
             torch.zeros(d, d, dtype=dtype, device=param.device) if has else None
@@ -315,10 +325,10 @@ class SOAP(PreconditionedOptimizer):
         state["step"] += 1
         step, bases = state["step"], state["Q"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.mul_(beta1).add_(grad, alpha=1.0 - beta1)
         projected = rotate(g, bases)
+        exp_avg.mul_(beta1).add_(projected, alpha=1.0 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(projected, projected, value=1.0 - beta2)
-        momentum = layout.to_view(exp_avg.to(g.dtype))
+        momentum = exp_avg.to(g.dtype)
         direction = layout.from_view(soap_direction(momentum, exp_avg_sq, bases, group["eps"]))
         if group["normalize_grads"]:
             direction = direction / (1e-30 + direction.square().mean().sqrt())
@@ -334,6 +344,7 @@ class SOAP(PreconditionedOptimizer):
             state["Q"], state["exp_avg_sq"] = power_iteration_bases(
                 factors, bases, exp_avg_sq, decomposition
             )
+            state["exp_avg"] = change_basis(momentum, bases, state["Q"]).to(exp_avg.dtype)
 
 
 def pytorch_optimizer_reference(model: torch.nn.Module, **arguments: Any) -> torch.optim.Optimizer:

@@ -32,7 +32,7 @@ def signed_score(frame: pd.DataFrame, split: str = "val") -> pd.Series:
         metric = primary_metric(dataset)
         column = f"{split}_{metric.name}"
         if column in rows:
-            score[rows.index] = rows[column] if metric.higher_is_better else -rows[column]
+            score[rows.index] = metric.signed(rows[column])
     return score
 
 
@@ -100,8 +100,7 @@ def select_best(scores: pd.DataFrame) -> pd.DataFrame:
                 **{c: row[c] for c in CELL},
                 "budget_label": row["budget_label"],
                 "setting": best,
-                f"selection_val_{metric.name}": ranked[best]
-                * (1 if metric.higher_is_better else -1),
+                f"selection_val_{metric.name}": metric.signed(ranked[best]),
                 "seeds": int((cell["setting"] == best).sum()),
                 "selection_split": row["selection_split"],
             }
