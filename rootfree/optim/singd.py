@@ -129,16 +129,17 @@ def factor_steps(
     """2 m_K^step and 2 m_C^step from stacked K, C and H_K, H_C (``kfac_like``: singd's IKFAC
     variant, tr-bar weights of 1)."""
     (K, C), (h_k, h_c) = factors, curvature
-    k_inner, c_inner = k.inner(K), c.inner(C)
+    k_inner, c_inner = k.inner(K), c.inner(C)  # fresh tensors: the steps are built in them
     if kfac_like:
-        steps = (h_k + damping * k_inner, h_c + damping * c_inner)
+        steps = (k_inner.mul_(damping).add_(h_k), c_inner.mul_(damping).add_(h_c))
     else:
         tr_hk, tr_hc = k.average_trace(h_k), c.average_trace(h_c)
-        tr_kk, tr_cc = k.average_trace(k_inner), c.average_trace(c_inner)
+        # copies: a structure's trace may be a view of the inner product built on below
+        tr_kk, tr_cc = k.average_trace(k_inner).clone(), c.average_trace(c_inner).clone()
         times = kronecker.per_element
         steps = (
-            h_k * times(tr_hc, h_k) + k_inner * times(damping * tr_cc, k_inner),
-            h_c * times(tr_hk, h_c) + c_inner * times(damping * tr_kk, c_inner),
+            k_inner.mul_(times(damping * tr_cc, k_inner)).addcmul_(h_k, times(tr_hc, h_k)),
+            c_inner.mul_(times(damping * tr_kk, c_inner)).addcmul_(h_c, times(tr_hk, h_c)),
         )
     k.add_to_diagonal_(steps[0], -1.0)
     c.add_to_diagonal_(steps[1], -1.0)
@@ -167,7 +168,7 @@ def factor_update_(
         rate = torch.full((factor.shape[0],), lr_cov, dtype=torch.float64, device=factor.device)
         if normalize_lr_cov:  # singd's: by the largest entry it stores, never above lr_cov
             rate = rate / struct.max_abs(step).to(rate).clamp(min=1.0)
-        factor.sub_(struct.matmul(factor, step) * kronecker.per_element(rate, factor))
+        factor.sub_(struct.matmul(factor, step).mul_(kronecker.per_element(rate, factor)))
 
 
 def natural_gradient(
