@@ -13,7 +13,7 @@ import pandas as pd
 from rootfree.compose import compose_overrides
 from rootfree.record import read_run
 from rootfree.results import validity
-from rootfree.results.collect import collect, run_provenance
+from rootfree.results.collect import PAPER_COLUMNS, collect, run_provenance
 from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
 from rootfree.results.rerun import search_rerun_table
@@ -81,6 +81,7 @@ def report_question(
     # an empty frame in the concat would make `passed` an object column
     checks = pd.concat([r for r in rows if not r.empty], ignore_index=True)
     write_checks(question, checks, out)
+    write_trials(scores, out)
     write_robustness(robustness_table(scores, run_scores(frame, "best"), chosen), out)
     write_stability(validity.stable_alternatives(scores, chosen), out)
     curve = tuning_curve(scores)
@@ -200,6 +201,18 @@ def write_checks(question: Question, checks: pd.DataFrame, out: Path) -> None:
         "criterion and optimizer. The failed row stays as measured.\n\n"
     )
     (out / "validity.md").write_text(text + checks.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+
+def write_trials(scores: pd.DataFrame, out: Path) -> None:
+    """trials.csv: every run of the question (search trials and reseeded settings) with its
+    hyperparameters in the paper's names, status and final scores, for claims about a search
+    (which trials diverged, where they lie) that no summary table holds."""
+    columns = ["optimizer", "seed", "run", "setting", "status", *PAPER_COLUMNS]
+    columns += [c for c in scores if c.startswith(("val_", "test_"))]
+    columns += ["worst_acc_drop", "loss_spike"]
+    trials = scores[[c for c in columns if c in scores]].dropna(axis=1, how="all")
+    trials = trials.sort_values(["optimizer", "seed", "run"], kind="stable")
+    trials.to_csv(out / "trials.csv", index=False, float_format="%.6g")
 
 
 def write_robustness(table: pd.DataFrame, out: Path) -> None:

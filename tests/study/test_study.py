@@ -124,6 +124,12 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     table = (tmp_path / "tiny" / "comparison.md").read_text()
     assert "sgd" in table and "(final epoch; 5 runs)" in table
     assert "seeds" in (tmp_path / "tiny" / "validity.md").read_text()
+    trials = pd.read_csv(tmp_path / "tiny" / "trials.csv").set_index("run")
+    assert len(trials) == 5 and set(trials["status"]) == {"done"}
+    for r in records:
+        row = trials.loc[r.path.name]
+        assert row["lr"] == pytest.approx(r.config["optimizer"]["lr"], rel=1e-5)
+        assert row["val_acc"] == pytest.approx(r.final["val_acc"], rel=1e-5)
     derived_table = (tmp_path / "wd" / "table.md").read_text()
     assert "| none " in derived_table and "| some " in derived_table and "| d9 " in derived_table
     status = (tmp_path / "status.md").read_text()
