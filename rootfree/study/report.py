@@ -235,10 +235,10 @@ def write_stability(table: pd.DataFrame, out: Path) -> None:
 
 
 def cell_row(records: list, task: Task = CLASSIFICATION) -> dict:
-    """Seeds, test score (``metric``) mean and CI, mean validation and final train score, the worst
-    seed's fall of running train accuracy, the fraction
-    of second-moment coordinates still at S0, training images/s (each run's median epoch, so
-    an epoch the machine paused does not count), optimizer state MiB, the final Kronecker
+    """Seeds, the test score (the task's primary metric) mean and CI, mean validation and final
+    train score, the worst seed's fall of running train accuracy, the fraction of second-moment
+    coordinates still at S0, training images/s or tokens/s (each run's median epoch, so an
+    epoch the machine paused does not count), optimizer state MiB, the final Kronecker
     factors' median condition number, runs that diverged and runs that did not finish, and
     what its seeds' provenance flags (``tables.provenance_flag``)."""
     done, name, unit = [r for r in records if r.finished], task.primary.name, task.unit
@@ -322,13 +322,16 @@ def report_derived(question: Question, everything: dict[str, Question], out: Pat
 def _derived_legend(task: Task) -> str:
     """How to read a derived question's table.md."""
     name, label, unit = task.primary.name, task.primary.label, task.primary.unit
+    unit_s = task.unit
     return (
         f"Test {label} in {unit}, +- the 95% CI over seeds; val_{name}: mean validation {label} "
         f"in {unit};\n"
-        f"train_{name}: the last epoch's running training {label}; worst_drop: the largest fall of\n"
+        f"train_{name}: the last epoch's running training {label}; "
+        "worst_drop: the largest fall of\n"
         "the running training accuracy below its best so far, worst seed (0.1 or more: a\n"
         "collapse); s_at_init: the fraction of\n"
-        f"second-moment coordinates still exactly at S0; {task.unit}_per_s: training throughput, the\n"
+        f"second-moment coordinates still exactly at S0; {unit_s}_per_s: training throughput, "
+        "the\n"
         "median epoch (one thread, two runs sharing the machine); state_mib: the optimizer's\n"
         "state; factor_cond: the final Kronecker factors' K K^T, median condition number over\n"
         "factors (mean over seeds); diverged: runs that diverged; not_done: runs that\n"
