@@ -346,11 +346,6 @@ def check_transfer(derived: list, out) -> None:
             {"paired": {"axis": "dmp", "base": {}}},
             "wd_seeds.paired.axis: 'dmp' is not valid; choose from ['damp', 'decay']",
         ),
-        (
-            "tiny",
-            {"overrides": ["dataset=shakespeare", "model=lstm"]},
-            "wd.from: 'tiny' trains a language model (dataset=shakespeare); derived questions",
-        ),
         ("tiny", {"rerun_of": "wd"}, "tiny.rerun_of: 'wd' is not valid; choose from []"),
         (
             "tiny",
