@@ -82,7 +82,8 @@ def report_question(
     checks = pd.concat([r for r in rows if not r.empty], ignore_index=True)
     write_checks(question, checks, out)
     write_trials(scores, out)
-    write_robustness(robustness_table(scores, run_scores(frame, "best"), chosen), out)
+    robustness = robustness_table(scores, run_scores(frame, "best"), chosen)
+    write_robustness(robustness, question_task(question, everything).primary, out)
     write_stability(validity.stable_alternatives(scores, chosen), out)
     curve = tuning_curve(scores)
     curve.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
@@ -215,18 +216,22 @@ def write_trials(scores: pd.DataFrame, out: Path) -> None:
     trials.to_csv(out / "trials.csv", index=False, float_format="%.6g")
 
 
-def write_robustness(table: pd.DataFrame, out: Path) -> None:
+def write_robustness(table: pd.DataFrame, metric: Metric, out: Path) -> None:
+    """robustness.md: the chosen seeds' test score (``metric``, the task's primary) at the final
+    and the best-validation epoch, and the search's best trials'."""
     table.to_csv(out / "robustness.csv", index=False, float_format="%.6g")
-    shown = table.assign(
-        **{c: table[c] * 100 for c in table if c.startswith(("test", "top")) and "trials" not in c}
-    )
+    scores = [c for c in table if c.startswith(("test", "top")) and "trials" not in c]
+    label = metric.label
     text = (
         "# Does the ordering depend on how each number was picked?\n\n"
-        "Test accuracy in %: the chosen setting's seeds at the final epoch (the comparison's\n"
-        "number) and at each run's best-validation epoch; the search's best trials by validation\n"
-        "accuracy (search seed), their mean, min and max.\n\n"
+        f"Test {label} in {metric.unit}: the chosen setting's seeds at the final epoch (the "
+        "comparison's\nnumber) and at each run's best-validation epoch; the search's best trials "
+        f"by validation\n{label} (search seed), their mean, min and max.\n\n"
     )
-    (out / "robustness.md").write_text(text + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
+    shown = _shown(table, metric, scores).to_markdown(
+        index=False, floatfmt=".2f" if metric.percent else ".4f"
+    )
+    (out / "robustness.md").write_text(text + shown + "\n")
 
 
 def write_stability(table: pd.DataFrame, out: Path) -> None:

@@ -110,3 +110,21 @@ def test_a_rerun_search_of_a_language_model_reports_how_far_its_test_loss_moved(
     (row,) = search_rerun_table(*searches).to_dict("records")
     assert math.isclose(row["test_loss"], 1.41) and math.isclose(row["rerun_test_loss"], 1.51)
     assert math.isclose(row["moved"], 0.1) and "test_acc" not in row
+
+
+def test_the_robustness_table_prints_a_language_models_loss_as_it_is(tmp_path):
+    import pandas as pd
+
+    from rootfree.study.report import write_robustness
+    from rootfree.tasks import ACCURACY, LOSS
+
+    table = pd.DataFrame(
+        [{"optimizer": "adamw", "test_final": 1.8144, "top3_trials": 3, "top3_test_mean": 1.8035}]
+    )
+    write_robustness(table, LOSS, tmp_path)
+    text = (tmp_path / "robustness.md").read_text()
+    assert "Test loss in nats per token" in text and "validation\nloss" in text
+    assert "1.8144" in text and "181.44" not in text
+    write_robustness(table.assign(test_final=0.9012, top3_test_mean=0.9), ACCURACY, tmp_path)
+    text = (tmp_path / "robustness.md").read_text()
+    assert "Test accuracy in %" in text and "90.12" in text
