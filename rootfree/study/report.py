@@ -221,12 +221,11 @@ def write_robustness(table: pd.DataFrame, metric: Metric, out: Path) -> None:
     and the best-validation epoch, and the search's best trials'."""
     table.to_csv(out / "robustness.csv", index=False, float_format="%.6g")
     scores = [c for c in table if c.startswith(("test", "top")) and "trials" not in c]
-    label = metric.label
     text = (
         "# Does the ordering depend on how each number was picked?\n\n"
-        f"Test {label} in {metric.unit}: the chosen setting's seeds at the final epoch (the "
+        f"Test {metric.label} in {metric.unit}: the chosen setting's seeds at the final epoch (the "
         "comparison's\nnumber) and at each run's best-validation epoch; the search's best trials "
-        f"by validation\n{label} (search seed), their mean, min and max.\n\n"
+        f"by validation\n{metric.label} (search seed), their mean, min and max.\n\n"
     )
     shown = _shown(table, metric, scores).to_markdown(
         index=False, floatfmt=".2f" if metric.percent else ".4f"
