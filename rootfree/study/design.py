@@ -53,6 +53,31 @@ def sample(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> li
     return draws
 
 
+def latin_hypercube(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> list[dict]:
+    """``n`` settings with one in each of n equal slices of every axis (log slices where marked),
+    so that no decade of a wide lr space goes unsampled as it can in ``sample``'s draws. Drawn
+    with numpy, not scipy.stats.qmc, whose streams may change between versions: a design's draws
+    must not. Raising ``n`` redraws every setting."""
+    rng = np.random.default_rng(seed)
+    keys = sorted(space)
+    units = (np.stack([rng.permutation(n) for _ in keys], axis=1) + rng.random((n, len(keys)))) / n
+    return [{key: _scaled(space[key], u) for key, u in zip(keys, row)} for row in units]
+
+
+def _scaled(bounds: tuple[float, float, bool], unit: float) -> float:
+    """The point a fraction ``unit`` along [low, high] (along its log where marked), to 4 digits."""
+    low, high, log = bounds
+    value = (
+        math.exp(math.log(low) + unit * (math.log(high) - math.log(low)))
+        if log
+        else low + unit * (high - low)
+    )
+    return float(f"{value:.4g}")
+
+
+SAMPLERS = {"random": sample, "lhs": latin_hypercube}  # a question's stage-1 `sampler`
+
+
 def merge_overrides(*groups: list[str]) -> list[str]:
     """Overrides in order, a later one replacing an earlier one of the same key (Hydra refuses
     two values for one key)."""
@@ -116,7 +141,10 @@ class Question:
         return int(self.spec.get("sampler_seed", 1))
 
     def stage1(self, optimizer: str) -> list[dict]:
-        return sample(self.space(optimizer), self.trials(optimizer)[0], seed=self.sampler_seed())
+        """Stage 1 by the question's ``sampler`` (stage 2 always draws at random, so that
+        raising its count keeps the trials already run)."""
+        draw = SAMPLERS[self.spec.get("sampler", "random")]
+        return draw(self.space(optimizer), self.trials(optimizer)[0], seed=self.sampler_seed())
 
     def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
         wide = self.space(optimizer)
@@ -160,6 +188,7 @@ KEYS = {  # the keys a design entry of each kind may set
         "seeds",
         "checks",
         "minutes",
+        "sampler",
         "sampler_seed",
         "rerun_of",
     },
@@ -204,6 +233,8 @@ def check_design(design: dict, optimizers, checks) -> None:
         for check in spec.get("checks", []):
             if check not in checks:
                 raise bad(name, "checks", check, checks)
+        if spec.get("sampler", "random") not in SAMPLERS:
+            raise bad(name, "sampler", spec["sampler"], SAMPLERS)
         if kind == "derived":
             _check_derived(name, spec, design, bad)
         if "rerun_of" in spec:
@@ -219,7 +250,7 @@ def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:
     source = design.get(spec["rerun_of"])
     if spec["rerun_of"] not in others:
         raise bad(name, "rerun_of", spec["rerun_of"], others)
-    for key in ("optimizers", "overrides"):
+    for key in ("optimizers", "overrides", "sampler"):
         if source.get(key) != spec.get(key):
             raise ValueError(f"{name}.{key}: a rerun of {spec['rerun_of']} must have its {key}")
     seeds = {int(q.get("sampler_seed", 1)) for q in (source, spec)}

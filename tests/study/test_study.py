@@ -190,6 +190,30 @@ def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, c
     assert [runs for _, runs, _ in more.plan_rows()] == [3 + 5 + 1, 3 + 2 + 1]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 7])
+def test_a_latin_hypercube_puts_one_draw_in_each_slice_of_every_axis(seed):
+    space = {"lr": (1e-5, 0.1, True), "momentum": (0.1, 0.99, True), "beta": (0.0, 2.0, False)}
+    draws = study_design.latin_hypercube(space, 8, seed=seed)
+    for key, (low, high, log) in space.items():
+        scale = np.log if log else (lambda x: x)
+        values = np.array([draw[key] for draw in draws])
+        slices = np.floor((scale(values) - scale(low)) / (scale(high) - scale(low)) * 8)
+        assert sorted(slices.astype(int)) == list(range(8)), key
+    assert study_design.latin_hypercube(space, 8, seed=seed) == draws
+
+
+def test_a_question_samples_stage_one_by_its_sampler_and_stage_two_at_random(tmp_path):
+    spec = {**DESIGN["questions"]["tiny"], "trials": [4, 3]}
+    plain = make_question("tiny", spec, tmp_path)
+    strata = make_question("tiny", {**spec, "sampler": "lhs"}, tmp_path)
+    space = plain.space("sgd")
+    assert plain.stage1("sgd") == study_design.sample(space, 4, seed=1)
+    assert strata.stage1("sgd") == study_design.latin_hypercube(space, 4, seed=1)
+    assert strata.stage1("sgd") != plain.stage1("sgd")
+    trials = [(0.5 + i / 10, s) for i, s in enumerate(strata.stage1("sgd"))]
+    assert strata.stage2("sgd", trials) == plain.stage2("sgd", trials)
+
+
 def test_bounds_apply_to_every_optimizer_or_to_the_named_ones(tmp_path):
     spec = {
         **DESIGN["questions"]["tiny"],
@@ -345,6 +369,11 @@ def check_transfer(derived: list, out) -> None:
             "wd_seeds",
             {"paired": {"axis": "dmp", "base": {}}},
             "wd_seeds.paired.axis: 'dmp' is not valid; choose from ['damp', 'decay']",
+        ),
+        (
+            "tiny",
+            {"sampler": "sobol"},
+            "tiny.sampler: 'sobol' is not valid; choose from ['lhs', 'random']",
         ),
         ("tiny", {"rerun_of": "wd"}, "tiny.rerun_of: 'wd' is not valid; choose from []"),
         (
