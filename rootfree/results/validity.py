@@ -140,6 +140,43 @@ def bracketed(
     return pd.DataFrame(rows)
 
 
+def contained(
+    scores: pd.DataFrame,
+    chosen: pd.DataFrame,
+    narrowed: dict[str, dict[str, tuple]],
+    spaces: dict[str, dict[str, tuple]],
+    margin: float,
+) -> pd.DataFrame:
+    """The chosen setting lies at least a factor ``margin`` inside stage 2's range
+    ``narrowed[optimizer]`` on every side where that range stops short of the stage-1 bounds
+    ``spaces[optimizer]``: a choice near such a side was still improving towards it when the
+    search stopped. The value is the tightest factor and names it (inf: no such side)."""
+    rows = []
+    for _, cell in chosen.iterrows():
+        if cell["optimizer"] not in narrowed:
+            continue
+        setting = scores[scores["setting"] == cell["setting"]].iloc[0]
+        inner, outer = narrowed[cell["optimizer"]], spaces[cell["optimizer"]]
+        factors = {
+            side: factor
+            for side, factor in _bound_factors(setting, inner).items()
+            if _stops_short(side, inner, outer)
+        }
+        edge = min(factors, key=factors.get) if factors else "none inside stage 1"
+        value = factors.get(edge, math.inf)
+        check = f"inside stage-2 range by a factor (tightest: {edge})"
+        passed = value >= margin * (1 - 1e-9)  # a stage-1 trial at the range's end: margin
+        rows.append(_row(cell, check, value, f">= {margin:g}", passed))
+    return pd.DataFrame(rows)
+
+
+def _stops_short(side: str, inner: dict[str, tuple], outer: dict[str, tuple]) -> bool:
+    """Whether the ``"name low"`` or ``"name high"`` bound of ``inner`` lies inside ``outer``."""
+    name, end = side.rsplit(" ", 1)
+    (low, high, _), (wide_low, wide_high, _) = inner[name], outer[name]
+    return low > wide_low if end == "low" else high < wide_high
+
+
 def enough_seeds(chosen: pd.DataFrame, minimum: int = 5) -> pd.DataFrame:
     return pd.DataFrame(
         [

@@ -146,17 +146,23 @@ class Question:
         draw = SAMPLERS[self.spec.get("sampler", "random")]
         return draw(self.space(optimizer), self.trials(optimizer)[0], seed=self.sampler_seed())
 
-    def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
-        wide = self.space(optimizer)
+    def stage2_space(
+        self, optimizer: str, trials: list[tuple[float, dict]]
+    ) -> dict[str, tuple[float, float, bool]]:
+        """The range of the best ``top`` fraction of the (score, setting) stage-1 ``trials``,
+        widened by ``margin`` and clipped to the stage-1 space."""
         ranges = narrowed_ranges(trials, self.spec["top"], self.spec["margin"])
-        space = {
+        return {
             key: (
                 max(low, ranges.get(key, (low, high))[0]),
                 min(high, ranges.get(key, (low, high))[1]),
                 log,
             )
-            for key, (low, high, log) in wide.items()
+            for key, (low, high, log) in self.space(optimizer).items()
         }
+
+    def stage2(self, optimizer: str, trials: list[tuple[float, dict]]) -> list[dict]:
+        space = self.stage2_space(optimizer, trials)
         return sample(space, self.trials(optimizer)[1], seed=self.sampler_seed() + 1)
 
     def plan_rows(self) -> list[tuple[str, int, float]]:

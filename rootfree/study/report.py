@@ -37,7 +37,7 @@ from rootfree.results.transfer import (
 )
 from rootfree.results.tuning import tuning_curve
 from rootfree.study.design import Question, seed_list
-from rootfree.study.schedule import derived_runs, progress, run_path
+from rootfree.study.schedule import derived_runs, finished_trials, progress, run_path
 from rootfree.tasks import ACCURACY, CLASSIFICATION, Metric, Task, task_for
 
 CHECKS = {
@@ -50,7 +50,24 @@ CHECKS = {
     "bracketed": lambda frame, scores, chosen, q: validity.bracketed(
         scores, chosen, {o: q.space(o) for o in q.spec["optimizers"]}, q.spec["margin"]
     ),
+    "contained": lambda frame, scores, chosen, q: validity.contained(
+        scores,
+        chosen,
+        stage2_spaces(q),
+        {o: q.space(o) for o in q.spec["optimizers"]},
+        q.spec["margin"],
+    ),
 }
+
+
+def stage2_spaces(question: Question) -> dict[str, dict[str, tuple]]:
+    """Each optimizer's stage-2 range, from its finished stage-1 records (none: not yet)."""
+    spaces = {}
+    for optimizer in question.spec["optimizers"]:
+        trials = finished_trials(question, optimizer, question.stage1(optimizer))
+        if trials:
+            spaces[optimizer] = question.stage2_space(optimizer, trials)
+    return spaces
 
 
 def with_mdd(table: pd.DataFrame) -> pd.DataFrame:

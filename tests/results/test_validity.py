@@ -11,6 +11,7 @@ from scipy import stats
 
 from rootfree.results.validity import (
     bracketed,
+    contained,
     converged,
     direct_test,
     expected_best,
@@ -126,6 +127,25 @@ def test_bracketed_names_the_hyperparameter_nearest_a_stage1_bound():
     (row,) = bracketed(low, CHOSEN, spaces, margin=1.25).to_dict("records")
     assert row["value"] == pytest.approx(0.15 / 0.1) and "momentum low" in row["check"]
     assert row["passed"]
+
+
+def test_contained_reads_only_the_stage2_ends_that_stop_inside_stage1():
+    spaces = {"o": {"lr": (1e-4, 1.0, True), "momentum": (0.1, 0.99, True)}}
+    narrowed = {"o": {"lr": (1e-3, 1e-2, True), "momentum": (0.1, 0.8, True)}}
+    scores = cell_frame([{"setting": "a", "lr": 9e-3, "momentum": 0.11}])
+    (row,) = contained(scores, CHOSEN, narrowed, spaces, margin=1.25).to_dict("records")
+    assert row["value"] == pytest.approx(1e-2 / 9e-3) and "lr high" in row["check"]
+    assert not row["passed"], "momentum's low end is stage 1's own bound: bracketed's concern"
+    middle = scores.assign(lr=3e-3)
+    (row,) = contained(middle, CHOSEN, narrowed, spaces, margin=1.25).to_dict("records")
+    assert row["value"] == pytest.approx(3e-3 / 1e-3) and "lr low" in row["check"]
+    assert row["passed"]
+    edge = scores.assign(lr=1e-2 / 1.25)  # a stage-1 trial that set the range's end
+    assert contained(edge, CHOSEN, narrowed, spaces, margin=1.25)["passed"].all()
+    wide = {"o": {"lr": (1e-4, 1.0, True), "momentum": (0.1, 0.99, True)}}
+    (row,) = contained(scores, CHOSEN, wide, spaces, margin=1.25).to_dict("records")
+    assert row["value"] == np.inf and row["passed"]
+    assert contained(scores, CHOSEN, {}, spaces, margin=1.25).empty
 
 
 def test_a_direct_test_passes_while_its_best_cell_gains_less_than_the_seed_ci():

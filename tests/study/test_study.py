@@ -606,7 +606,7 @@ def test_a_language_model_question_searches_and_reports_on_validation_loss(tmp_p
         "overrides": ["experiment=lm_smoke", "dataset.characters=4000", "trainer.epochs=1"],
         "optimizers": ["adamw"],
         "space": {"lr": [1e-4, 0.1]},
-        "checks": ["tuning", "seeds"],
+        "checks": ["tuning", "seeds", "contained"],
     }
     design = tmp_path / "study.yaml"
     design.write_text(yaml.safe_dump({"questions": {"lm": lm}}, sort_keys=False))
@@ -623,7 +623,23 @@ def test_a_language_model_question_searches_and_reports_on_validation_loss(tmp_p
     losses = [r.final["test_loss"] for r in (chosen, reseeded)]
     assert table.loc[0, "test_loss"] == pytest.approx(np.mean(losses))
     assert table.loc[0, "test_ppl"] == pytest.approx(math.exp(np.mean(losses)))
+    assert_contained(tmp_path / "lm" / "validity.csv", records, chosen)
     lm_derived(tmp_path, design, args, [r.final["val_loss"] for r in (chosen, reseeded)])
+
+
+def assert_contained(validity: Path, records: list, chosen) -> None:
+    """With margin 1, stage 2 spans the best two of the three stage-1 trials on each key, so
+    the check reads the chosen setting's nearest end of that span as a factor."""
+    first = sorted(records, key=lambda r: r.status["started"])[:3]
+    best = sorted(first, key=lambda r: r.final["val_loss"])[:2]
+    factors = []
+    for key in ("lr", "momentum", "lr_cov", "damping", "weight_decay"):
+        values = [r.config["optimizer"][key] for r in best]
+        value = chosen.config["optimizer"][key]
+        factors += [value / min(values), max(values) / value]
+    checks = pd.read_csv(validity)
+    (row,) = checks[checks["check"].str.startswith("inside stage-2 range")].to_dict("records")
+    assert row["value"] == close(min(factors)) and row["passed"]
 
 
 def lm_derived(tmp_path, design, args, reference):
