@@ -61,11 +61,11 @@ CHECKS = {
 
 
 def stage2_spaces(question: Question) -> dict[str, dict[str, tuple]]:
-    """Each optimizer's stage-2 range, from its finished stage-1 records (none: not yet)."""
+    """The stage-2 range of each optimizer whose search is final, from its stage-1 records."""
     spaces = {}
     for optimizer in question.spec["optimizers"]:
-        trials = finished_trials(question, optimizer, question.stage1(optimizer))
-        if trials:
+        if progress(question, optimizer)[1] is not None:
+            trials = finished_trials(question, optimizer, question.stage1(optimizer))
             spaces[optimizer] = question.stage2_space(optimizer, trials)
     return spaces
 
