@@ -18,6 +18,7 @@ from rootfree.record import iter_runs
 from rootfree.record.reader import RunRecord
 from rootfree.study import design as study_design
 from rootfree.study import report as study_report
+from rootfree.study import schedule
 from rootfree.study.__main__ import main as study_main
 from rootfree.study.kinds import make_question
 from tests.results.rundirs import write_run
@@ -697,3 +698,23 @@ def lm_derived(tmp_path, design, args, reference):
 def close(expected):
     """Equal to what the CSVs keep: six significant digits."""
     return pytest.approx(expected, rel=2e-6, abs=1e-9)
+
+
+def test_contained_reads_a_stage_two_range_only_once_that_search_is_final(tmp_path):
+    """Stage 2's range comes from stage 1's results, so before stage 2 has run it is the range
+    of a search still under way: `contained` must not read it (a partial search, wrong ends)."""
+    question = make_question("tiny", {**DESIGN["questions"]["tiny"], "top": 0.5}, tmp_path)
+    first = question.stage1("sgd")
+
+    def record(setting: dict, val: float) -> None:
+        path = schedule.run_path(question.overrides("sgd", setting, 0))
+        write_run(path.parent, path.name, optimizer=setting, seed=0, val=[val], test=[val])
+
+    for setting, val in zip(first, (0.5, 0.7, 0.6)):
+        record({"name": "sgd", **setting}, val)
+    assert study_report.stage2_spaces(question) == {}, "stage 2 has not run"
+    (second,) = question.stage2("sgd", schedule.finished_trials(question, "sgd", first))
+    record({"name": "sgd", **second}, 0.65)
+    question.chosen["sgd"] = second  # selection is tested above; here only the guard
+    kept = sorted(s["lr"] for s in first[1:])  # the best two of three (top 0.5, margin 1)
+    assert study_report.stage2_spaces(question)["sgd"]["lr"][:2] == pytest.approx(kept)
