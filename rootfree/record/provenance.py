@@ -28,11 +28,16 @@ def _git(*args: str) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
+NOT_CODE = ":(exclude)results"  # tables and records the study writes into its own checkout
+
+
 def code_version() -> dict[str, Any]:
-    """The git commit, whether the tree differs from it (untracked files count), and a hash of
-    the difference, so two dirty launches can be told apart."""
-    status = _git("status", "--porcelain")
-    diff = _git("diff", "HEAD") if status else ""
+    """The git commit, whether the tree differs from it outside ``results/`` (untracked files
+    count), and a hash of the difference, so two dirty launches can be told apart. A study
+    writes its tables and records into ``results/`` of the checkout it runs from; that changes
+    no run, so it must not flag the runs launched after it."""
+    status = _git("status", "--porcelain", "--", ".", NOT_CODE)
+    diff = _git("diff", "HEAD", "--", ".", NOT_CODE) if status else ""
     commit = _git("rev-parse", "HEAD")
     return {
         "git_commit": commit.strip() if commit else None,

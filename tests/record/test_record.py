@@ -204,6 +204,9 @@ def test_untracked_files_make_the_tree_dirty(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(provenance, "REPO", tmp_path)
     assert provenance.code_version()["git_dirty"] is False
+    (tmp_path / "results" / "study").mkdir(parents=True)
+    (tmp_path / "results" / "study" / "table.md").write_text("| a |\n")
+    assert provenance.code_version()["git_dirty"] is False, "the study's own tables are not code"
     (tmp_path / "new.py").write_text("x = 1\n")
     assert provenance.code_version()["git_dirty"] is True
 
