@@ -25,7 +25,7 @@ from typing import Any
 from rootfree.record import read_run
 from rootfree.record.provenance import REPO, machine
 
-TIMING = ("train_seconds", "wall_seconds", "images_per_second")
+TIMING = ("train_seconds", "wall_seconds")  # and every task's throughput, `<unit>_per_second`
 ENVIRONMENT = (
     "git_commit",
     "git_dirty",
@@ -38,6 +38,11 @@ ENVIRONMENT = (
 )
 
 
+def is_timing(key: str) -> bool:
+    """A logged number that measures the machine, not the run: never part of the comparison."""
+    return key in TIMING or key.endswith("_per_second")
+
+
 def first_difference(recorded: list[dict], rerun: list[dict]) -> dict[str, Any] | None:
     """The first epoch and logged number where the rerun's metrics differ from the record's
     (timings aside; NaN equals NaN), or None when every compared epoch agrees exactly. Only
@@ -48,7 +53,7 @@ def first_difference(recorded: list[dict], rerun: list[dict]) -> dict[str, Any] 
             same = a == b or (
                 isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
             )
-            if key not in TIMING and not same:
+            if not is_timing(key) and not same:
                 return {"epoch": mine.get("epoch"), "key": key, "recorded": a, "rerun": b}
     return None
 

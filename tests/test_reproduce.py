@@ -21,6 +21,10 @@ def test_the_first_difference_is_the_first_epoch_and_number_that_disagree():
         {"epoch": 2, "train_loss": 1.0, "val_acc": math.nan, "wall_seconds": 6.0},
     ]
     assert first_difference(recorded, [{**r, "wall_seconds": 9.0} for r in recorded]) is None
+    for unit in ("images", "tokens"):  # each task logs its throughput in its own unit
+        timed = [{**r, f"{unit}_per_second": 1.0 + r["epoch"]} for r in recorded]
+        slower = [{**r, f"{unit}_per_second": 0.5} for r in timed]
+        assert first_difference(timed, slower) is None, unit
     rerun = [{**recorded[0], "train_loss": 2.2936168755}, recorded[1]]
     assert first_difference(recorded, rerun) == {
         "epoch": 1,
