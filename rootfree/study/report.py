@@ -136,9 +136,9 @@ def direct_tests(
         if spec.get("from") != question.name or "answers" not in spec:
             continue
         group, runs = chosen_runs(question, spec["optimizer"]), run_rows(control, question, metric)
-        if group is None or runs.empty:
+        finished = runs.dropna(subset=[val]) if not runs.empty else runs
+        if group is None or finished.empty:  # a control planned, not yet run, tests nothing
             continue
-        finished = runs.dropna(subset=[val])
         paths = finished[list(spec["grid"])].agg("/".join, axis=1)
         test = validity.direct_test(
             metric.signed(finished[val]).groupby(paths).apply(list).to_dict(),

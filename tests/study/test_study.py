@@ -718,3 +718,16 @@ def test_contained_reads_a_stage_two_range_only_once_that_search_is_final(tmp_pa
     question.chosen["sgd"] = second  # selection is tested above; here only the guard
     kept = sorted(s["lr"] for s in first[1:])  # the best two of three (top 0.5, margin 1)
     assert study_report.stage2_spaces(question)["sgd"]["lr"][:2] == pytest.approx(kept)
+
+
+def test_a_control_planned_but_not_run_adds_no_direct_test(monkeypatch):
+    """Its rows are all unfinished (NaN scores): the report of its source question goes on
+    without a direct-test row instead of failing on an empty grouping."""
+    questions = {n: make_question(n, q, Path("r")) for n, q in DESIGN["questions"].items()}
+    questions["wd"].spec["answers"] = "converged"
+    unrun = pd.DataFrame({"decay": ["none"], "damp": ["d0"], "seed": [0], "val_acc": [math.nan]})
+    monkeypatch.setattr(study_report, "chosen_runs", lambda source, optimizer: [["seed=1"]])
+    monkeypatch.setattr(study_report, "run_rows", lambda *args: unrun)
+    monkeypatch.setattr(study_report, "question_task", lambda *args: study_report.CLASSIFICATION)
+    cell = pd.Series({key: "x" for key in study_report.CELL})
+    assert study_report.direct_tests(questions["tiny"], questions, cell).empty
