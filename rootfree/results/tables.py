@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -144,10 +145,29 @@ def _test_key(column: str, row) -> tuple:
     return (*panel, "welch", frozenset((row["optimizer"], baseline)))
 
 
-def with_holm(table: pd.DataFrame) -> pd.DataFrame:
+def _compared(key: tuple) -> set[str]:
+    """The optimizers a test (a ``_test_key``) compares."""
+    kind, what = key[-2:]
+    if kind == "welch":
+        return set(what)
+    return {what, get_optimizer_spec(what).counterpart}
+
+
+def holm_family(optimizers: set[str], families: Mapping[str, Sequence[str]]) -> str:
+    """The latest of the ordered ``families`` that names one of ``optimizers``: a family added
+    later (methods that joined a question after its first reading) holds its tests against the
+    earlier methods, so the earlier family's adjustment stays the one it was read with."""
+    named = [name for name, members in families.items() if optimizers & set(members)]
+    return named[-1] if named else ""
+
+
+def with_holm(
+    table: pd.DataFrame, families: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
     """``table`` with a Holm-adjusted twin (``<column>_holm``) of every p-value column
     (``*_p``), the family being every distinct test in the table, so a reading that survives
-    it is not one lucky comparison among many."""
+    it is not one lucky comparison among many. With ``families`` (name -> optimizers, in
+    order) each test is adjusted within its ``holm_family`` only, and each row says its own."""
     columns = [c for c in table if c.endswith("_p")]
     tested = {
         _test_key(c, row): p
@@ -155,8 +175,12 @@ def with_holm(table: pd.DataFrame) -> pd.DataFrame:
         for _, row in table.iterrows()
         if not math.isnan(p := float(row[c]))
     }
-    adjusted = dict(zip(tested, holm(list(tested.values()))))
-    return table.assign(
+    family = {key: holm_family(_compared(key), families or {}) for key in tested}
+    adjusted = {}
+    for name in set(family.values()):
+        keys = [key for key in tested if family[key] == name]
+        adjusted |= dict(zip(keys, holm([tested[key] for key in keys])))
+    table = table.assign(
         **{
             f"{c}_holm": [
                 math.nan if math.isnan(float(row[c])) else adjusted[_test_key(c, row)]
@@ -165,6 +189,9 @@ def with_holm(table: pd.DataFrame) -> pd.DataFrame:
             for c in columns
         }
     )
+    if families:
+        table["holm_family"] = [holm_family({o}, families) for o in table["optimizer"]]
+    return table
 
 
 def _missing(value) -> bool:
@@ -249,13 +276,24 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
     return compact.rename_axis("optimizer").reset_index()
 
 
+def _holm_scope(table: pd.DataFrame) -> str:
+    """Which tests a Holm p-value of the table was adjusted with, in words."""
+    if "holm_family" not in table:
+        return "every test in comparison.csv"
+    families = ", ".join(
+        f"{f}: {', '.join(rows['optimizer'])}"
+        for f, rows in table.groupby("holm_family", sort=False)
+    )
+    return f"the tests of the row's family (holm_family in comparison.csv; {families})"
+
+
 def compact_markdown(table: pd.DataFrame, title: str) -> str:
     """The compact table with its reading instructions and the selection split."""
     splits = ", ".join(sorted(set(table["selection_split"]))) if len(table) else "none"
     note = (
         f"Test accuracy in %, mean ± 95% CI over n seeds of the setting chosen on the **{splits}** "
         "split; bold: the best mean of the column; then the difference to SGD (Welch 95% CI; "
-        "p-value Holm-adjusted over every test in comparison.csv). "
+        f"p-value Holm-adjusted over {_holm_scope(table)}). "
         "Every column is in comparison.csv and comparison.tex.\n\n"
     )
     if "test_loss" in table:

@@ -197,6 +197,7 @@ KEYS = {  # the keys a design entry of each kind may set
         "sampler",
         "sampler_seed",
         "rerun_of",
+        "holm",
     },
     "derived": {
         "title",
@@ -241,10 +242,29 @@ def check_design(design: dict, optimizers, checks) -> None:
                 raise bad(name, "checks", check, checks)
         if spec.get("sampler", "random") not in SAMPLERS:
             raise bad(name, "sampler", spec["sampler"], SAMPLERS)
+        if "holm" in spec:
+            _check_holm(name, spec, bad)
         if kind == "derived":
             _check_derived(name, spec, design, bad)
         if "rerun_of" in spec:
             _check_rerun(name, spec, design, bad)
+
+
+def _check_holm(name: str, spec: dict, bad) -> None:
+    """``holm``: ordered families (name -> optimizers of the question) that name every one of
+    its optimizers, so no test falls outside a declared family."""
+    families, methods = spec["holm"], spec.get("optimizers", [])
+    if not isinstance(families, dict):
+        raise ValueError(f"{name}.holm: {families!r} is not a mapping of family -> optimizers")
+    for family, members in families.items():
+        if not isinstance(members, list):
+            raise ValueError(f"{name}.holm.{family}: {members!r} is not a list of optimizers")
+        for method in members:
+            if method not in methods:
+                raise bad(name, f"holm.{family}", method, methods)
+    named = {m for members in families.values() for m in members}
+    if missing := [m for m in methods if m not in named]:
+        raise ValueError(f"{name}.holm: no family names {missing}; every optimizer needs one")
 
 
 def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:

@@ -85,7 +85,8 @@ def report_question(
     chosen = select_best(scores)
     out.mkdir(parents=True, exist_ok=True)
     table = comparison_table(scores, chosen)
-    table = with_holm(with_gap_to(with_mdd(table), scores, chosen, "adamw"))
+    table = with_gap_to(with_mdd(table), scores, chosen, "adamw")
+    table = with_holm(table, question.spec.get("holm"))
     table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))

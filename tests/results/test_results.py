@@ -325,6 +325,37 @@ def test_the_table_adjusts_every_p_value_in_it_as_one_family(tmp_path):
     assert all(h >= p for h, p in zip(expected, raw) if not math.isnan(p))
 
 
+def _holm_by_hand(p: list[float]) -> list[float]:
+    """Holm's step-down adjustment written out: the i-th smallest times (m - i), running max."""
+    order, m, running, out = sorted(range(len(p)), key=p.__getitem__), len(p), 0.0, [0.0] * len(p)
+    for i, index in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[index]))
+        out[index] = running
+    return out
+
+
+def test_declared_families_adjust_a_later_familys_tests_apart_from_the_earlier_ones(tmp_path):
+    from rootfree.results.tables import with_holm
+
+    golden_runs(tmp_path)
+    scores = run_scores(collect_runs(tmp_path))
+    chosen = select_best(scores)
+    table = with_gap_to(comparison_table(scores, chosen), scores, chosen, "rmsprop")
+    families = {"first": ["sgd", "rmsprop"], "later": ["rootfree_rmsprop"]}
+    rows = with_holm(table, families).set_index("optimizer")
+    assert dict(rows["holm_family"]) == {
+        "sgd": "first",
+        "rmsprop": "first",
+        "rootfree_rmsprop": "later",
+    }
+    assert rows.loc["rmsprop", "gap_p_holm"] == pytest.approx(rows.loc["rmsprop", "gap_p"])
+    later = ["gap_p", "gap_to_rmsprop_p", "vs_counterpart_p"]
+    expected = _holm_by_hand([rows.loc["rootfree_rmsprop", c] for c in later])
+    got = [rows.loc["rootfree_rmsprop", f"{c}_holm"] for c in later]
+    assert got == pytest.approx(expected)
+    assert "holm_family" not in with_holm(table)
+
+
 def test_a_comparison_two_rows_report_counts_once_in_the_family(tmp_path):
     from rootfree.results.stats import holm
     from rootfree.results.tables import with_gap_to, with_holm

@@ -379,6 +379,17 @@ def check_transfer(derived: list, out) -> None:
         ("tiny", {"rerun_of": "wd"}, "tiny.rerun_of: 'wd' is not valid; choose from []"),
         (
             "tiny",
+            {"holm": {"paper": ["sgd", "adamw"]}},
+            "tiny.holm.paper: 'adamw' is not valid; choose from ['sgd']",
+        ),
+        ("tiny", {"holm": {"paper": "sgd"}}, "tiny.holm.paper: 'sgd' is not a list of optimizers"),
+        (
+            "tiny",
+            {"optimizers": ["sgd", "adamw"], "holm": {"paper": ["sgd"]}},
+            "tiny.holm: no family names ['adamw']; every optimizer needs one",
+        ),
+        (
+            "tiny",
             {"rerun_of": "tiny", "sampler_seed": 3},
             "tiny.rerun_of: 'tiny' is not valid; choose from []",
         ),
