@@ -1,9 +1,12 @@
 """Per-step cost of every registered optimizer (plug-ins included), as ratios to torch AdamW and
 to each method's installable reference (its spec's ``reference``), measured in the same run.
 
-For each model, fwd+bwd is timed once (median of a few batches); then every optimizer steps
-repeatedly on those fixed gradients and ``step()`` alone is timed (median; mean for amortized
-refresh costs). Also reported: bytes of optimizer state and, on CUDA, the step's transient peak.
+For each model every optimizer starts from the same weights and steps repeatedly on one fixed
+set of gradients, and ``step()`` alone is timed (median; mean for amortized refresh costs). A
+method beside its reference is timed interleaved with it, step for step, and its ratio of means
+comes with a paired bootstrap 95% interval (vs_baseline_low/high). A method whose curvature
+comes from hooks is timed as forward, backward and step, less a plain forward and backward timed
+in the same round. Also reported: bytes of optimizer state and, on CUDA, the step's transient peak.
 
     python scripts/bench_optimizers.py                      # CPU, ResNet-18 and a small ViT
     python scripts/bench_optimizers.py --device cuda --batch 256
@@ -16,6 +19,8 @@ one run, and rerun when fwd+bwd looks off.
 from __future__ import annotations
 
 import argparse
+import copy
+import math
 import platform
 import statistics
 import time
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import scipy.stats
 import timm
 import torch
 
@@ -223,64 +229,148 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
 
 
-def bench_model(model_name: str, device: torch.device, args: argparse.Namespace) -> pd.DataFrame:
-    timer = Timer(device)
-    torch.manual_seed(0)
-    model = make_model(model_name).to(device)
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.randn(args.batch, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+def interleaved(timed: list[Callable[[], float]], rounds: int, warmup: int) -> list[list[float]]:
+    """Each callable's times over ``rounds`` rounds after ``warmup``, the callables taking turns
+    (in reverse order every other round), so that a machine's drift or stall hits each alike."""
+    times: list[list[float]] = [[] for _ in timed]
+    for r in range(warmup + rounds):
+        for i in range(len(timed)) if r % 2 == 0 else reversed(range(len(timed))):
+            took = timed[i]()
+            if r >= warmup:
+                times[i].append(took)
+    return times
 
-    def forward_backward() -> None:
+
+def ratio_ci(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """95% bootstrap interval of mean(ours) / mean(theirs), resampling the rounds in pairs."""
+    if len(ours) < 2:
+        return math.nan, math.nan
+    result = scipy.stats.bootstrap(
+        (ours, theirs),
+        lambda a, b, axis=-1: a.mean(axis=axis) / b.mean(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        random_state=0,
+    )
+    return result.confidence_interval.low, result.confidence_interval.high
+
+
+def groups(selected: list[BenchConfig]) -> list[list[BenchConfig]]:
+    """Each config alone, or beside its baseline where that is selected too: the pair is timed
+    interleaved (``interleaved``), so its ratio is not one run's luck against another's."""
+    by_label = {c.label: c for c in selected}
+    paired = {c.baseline for c in selected if c.baseline in by_label}
+    return [
+        [c, by_label[c.baseline]] if c.baseline in by_label else [c]
+        for c in selected
+        if c.label not in paired
+    ]
+
+
+class Bench:
+    """One model's fixed batch, initial weights and gradients, from which every optimizer starts
+    on a copy of its own (a method with hooks on the model must not see another's)."""
+
+    def __init__(self, model_name: str, device: torch.device, batch: int) -> None:
+        torch.manual_seed(0)
+        self.model_name, self.device, self.batch = model_name, device, batch
+        self.plain = make_model(model_name).to(device)
+        self.x = torch.randn(batch, 3, 32, 32, device=device)
+        self.y = torch.randint(0, 10, (batch,), device=device)
+        self.fwd_bwd(self.plain)
+        self.grads = [p.grad.clone() for p in self.plain.parameters()]
+
+    def fwd_bwd(self, model: torch.nn.Module) -> None:
         model.zero_grad(set_to_none=False)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.nn.functional.cross_entropy(model(self.x), self.y).backward()
 
-    fwd_bwd = statistics.median(timer(forward_backward) for _ in range(args.fwd_bwd_reps))
-    grads = [p.grad.clone() for p in model.parameters()]
-    print(f"\n{model_name} on {device}: fwd+bwd {fwd_bwd * 1e3:.1f} ms (batch {args.batch})")
-
-    rows = []
-    for config in configs():
-        if args.only and not any(config.label.startswith(o) for o in args.only):
-            continue
-        model.load_state_dict(initial)
-        for p, g in zip(model.parameters(), grads):
+    def optimizer(self, config: BenchConfig) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        model = copy.deepcopy(self.plain)
+        for p, g in zip(model.parameters(), self.grads):
             p.grad = g.clone()
-        try:
-            optimizer = config.build(model, args.batch)
-            times = [timer(step_of(optimizer, forward_backward)) - fwd_bwd
-                     if config.with_backward else timer(optimizer.step)
-                     for _ in range(args.warmup + args.steps)][args.warmup :]  # fmt: skip
-        except (ImportError, RuntimeError, ValueError, KeyError) as error:  # e.g. SINGD: no
-            # curvature without a backward pass between steps, so fixed-gradient steps skip it
-            print(f"  {config.label:28s} skipped: {type(error).__name__}: {error}"[:150])
-            continue
-        peak = None
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            optimizer.step()
-            torch.cuda.synchronize()
-            peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-        row = dict(
-            model=model_name,
+        return model, config.build(model, self.batch)
+
+
+def bench_group(bench: Bench, group: list[BenchConfig], timer, args) -> list[dict]:
+    """Rows of one group, its members' steps interleaved with a plain forward and backward when
+    a member's curvature needs one (subtracted round by round)."""
+    built = [bench.optimizer(config) for config in group]
+    timed = [
+        (lambda m=model, o=optimizer: timer(step_of(o, lambda: bench.fwd_bwd(m))))
+        if config.with_backward
+        else (lambda o=optimizer: timer(o.step))
+        for config, (model, optimizer) in zip(group, built)
+    ]
+    needs_plain = any(c.with_backward for c in group)
+    timed += [lambda: timer(lambda: bench.fwd_bwd(bench.plain))] if needs_plain else []
+    times = interleaved(timed, args.steps, args.warmup)
+    plain = times[-1] if needs_plain else None
+    steps = [
+        [t - f for t, f in zip(ts, plain)] if c.with_backward else ts for c, ts in zip(group, times)
+    ]
+    rows = [
+        dict(
+            model=bench.model_name,
             optimizer=config.label,
             baseline=config.baseline,
-            step_median_ms=statistics.median(times) * 1e3,
-            step_mean_ms=statistics.fmean(times) * 1e3,
-            step_over_fwd_bwd=statistics.median(times) / fwd_bwd,
+            step_median_ms=statistics.median(ts) * 1e3,
+            step_mean_ms=statistics.fmean(ts) * 1e3,
             state_mib=state_bytes(optimizer) / 2**20,
-            step_peak_extra_mib=peak,
-            fwd_bwd_ms=fwd_bwd * 1e3,
+            step_peak_extra_mib=peak_extra_mib(optimizer, bench.device),
         )
-        rows.append(row)
-        print(
-            f"  {config.label:28s} step {row['step_median_ms']:8.2f} ms (mean {row['step_mean_ms']:8.2f})"
-        )
-        del optimizer
-    frame = pd.DataFrame(rows)
-    return add_ratios(frame)
+        for config, ts, (_, optimizer) in zip(group, steps, built)
+    ]
+    if len(group) == 2:
+        rows[0]["vs_baseline_low"], rows[0]["vs_baseline_high"] = ratio_ci(*steps)
+    return rows
+
+
+def try_group(bench: Bench, group: list[BenchConfig], timer, args) -> list[dict] | None:
+    """``bench_group``'s rows, or None (said in one line) when a member cannot step here."""
+    try:
+        return bench_group(bench, group, timer, args)
+    except (ImportError, RuntimeError, ValueError, KeyError) as error:  # e.g. SINGD: no
+        # curvature without a backward pass between steps, so fixed-gradient steps skip it
+        labels = " + ".join(c.label for c in group)
+        print(f"  {labels:28s} skipped: {type(error).__name__}: {error}"[:150])
+        return None
+
+
+def peak_extra_mib(optimizer: torch.optim.Optimizer, device: torch.device) -> float | None:
+    """On CUDA, the memory one more step allocates beyond what is held before it."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    optimizer.step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def bench_model(model_name: str, device: torch.device, args: argparse.Namespace) -> pd.DataFrame:
+    timer = Timer(device)
+    bench = Bench(model_name, device, args.batch)
+    fwd_bwd = statistics.median(
+        timer(lambda: bench.fwd_bwd(bench.plain)) for _ in range(args.fwd_bwd_reps)
+    )
+    print(f"\n{model_name} on {device}: fwd+bwd {fwd_bwd * 1e3:.1f} ms (batch {args.batch})")
+    selected = [
+        c for c in configs() if not args.only or any(c.label.startswith(o) for o in args.only)
+    ]
+    rows = []
+    for group in groups(selected):
+        new = try_group(bench, group, timer, args)
+        if new is None and len(group) > 1:  # e.g. a reference that cannot take 4-D weights
+            new = [row for config in group for row in try_group(bench, [config], timer, args) or []]
+        for row in new or []:
+            row.update(step_over_fwd_bwd=row["step_median_ms"] / 1e3 / fwd_bwd)
+            row.update(fwd_bwd_ms=fwd_bwd * 1e3)
+            print(f"  {row['optimizer']:28s} step {row['step_median_ms']:8.2f} ms "
+                  f"(mean {row['step_mean_ms']:8.2f})")  # fmt: skip
+            rows.append(row)
+    return add_ratios(pd.DataFrame(rows))
 
 
 def add_ratios(frame: pd.DataFrame) -> pd.DataFrame:

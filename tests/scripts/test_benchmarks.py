@@ -91,3 +91,29 @@ def test_the_bench_takes_every_registered_optimizer_and_its_reference(monkeypatc
     assert labels["rootfree_shampoo"].baseline == "rootfree_shampoo_reference"
     model = torch.nn.Linear(4, 3)
     assert isinstance(labels["plugged_sgd"].build(model, 8), torch.optim.SGD)
+
+
+def test_pairs_take_turns_so_a_stall_hits_both_alike():
+    bench = load("bench_optimizers")
+    calls = []
+    timed = [lambda: calls.append("a") or 1.0, lambda: calls.append("b") or 2.0]
+    times = bench.interleaved(timed, rounds=3, warmup=1)
+    assert "".join(calls) == "abbaabba"
+    assert times == [[1.0] * 3, [2.0] * 3]  # the warm-up round is dropped
+
+
+def test_a_config_is_paired_with_its_baseline_only_when_both_are_selected():
+    bench = load("bench_optimizers")
+    ours = bench.BenchConfig("m", None, baseline="m_reference")
+    theirs, other = bench.BenchConfig("m_reference", None), bench.BenchConfig("adamw", None)
+    labels = lambda gs: [[c.label for c in g] for g in gs]  # noqa: E731
+    assert labels(bench.groups([ours, theirs, other])) == [["m", "m_reference"], ["adamw"]]
+    assert labels(bench.groups([ours, other])) == [["m"], ["adamw"]]
+
+
+def test_the_ratio_interval_covers_the_ratio_of_means():
+    bench = load("bench_optimizers")
+    theirs = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3, 0.95, 1.05]
+    ours = [1.5 * t + 0.01 * (-1) ** i for i, t in enumerate(theirs)]
+    low, high = bench.ratio_ci(ours, theirs)
+    assert low < sum(ours) / sum(theirs) < high and 1.45 < low and high < 1.55
