@@ -262,9 +262,11 @@ def _check_holm(name: str, spec: dict, bad) -> None:
         for method in members:
             if method not in methods:
                 raise bad(name, f"holm.{family}", method, methods)
-    named = {m for members in families.values() for m in members}
+    named = [m for members in families.values() for m in members]
     if missing := [m for m in methods if m not in named]:
         raise ValueError(f"{name}.holm: no family names {missing}; every optimizer needs one")
+    if twice := sorted({m for m in named if named.count(m) > 1}):
+        raise ValueError(f"{name}.holm: {twice} named by two families; name each in one")
 
 
 def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:

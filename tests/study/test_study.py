@@ -390,6 +390,11 @@ def check_transfer(derived: list, out) -> None:
         ),
         (
             "tiny",
+            {"holm": {"a": ["sgd"], "b": ["sgd"]}},
+            "tiny.holm: ['sgd'] named by two families; name each in one",
+        ),
+        (
+            "tiny",
             {"rerun_of": "tiny", "sampler_seed": 3},
             "tiny.rerun_of: 'tiny' is not valid; choose from []",
         ),
