@@ -39,18 +39,7 @@ def load_space(optimizer: str) -> dict[str, tuple[float, float, bool]]:
 def sample(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> list[dict]:
     """``n`` settings drawn from ``space`` (log-uniform where marked), reproducibly."""
     rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n):
-        setting = {}
-        for key, (low, high, log) in sorted(space.items()):
-            value = (
-                math.exp(rng.uniform(math.log(low), math.log(high)))
-                if log
-                else rng.uniform(low, high)
-            )
-            setting[key] = float(f"{value:.4g}")
-        draws.append(setting)
-    return draws
+    return [{key: _scaled(space[key], rng.uniform()) for key in sorted(space)} for _ in range(n)]
 
 
 def latin_hypercube(space: dict[str, tuple[float, float, bool]], n: int, seed: int) -> list[dict]:
