@@ -371,6 +371,7 @@ SPECS = (
         "soap",
         SOAP,
         family="kronecker",
+        bias_corrected=True,  # Adam's correction in the eigenbasis (correct_bias)
         paper_names={
             **ADAM_PAPER_NAMES,
             "damping": PaperName("eps"),

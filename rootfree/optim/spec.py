@@ -82,6 +82,8 @@ class OptimizerSpec:
     family: str
     root_free: bool = False
     counterpart: str | None = None  # the root-based method a root-free one is compared with
+    # its curvature EMA (lr_cov) is bias-corrected, so it needs no steps to forget its start
+    bias_corrected: bool = False
     paper_names: Mapping[str, PaperName] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     search: Mapping[str, SearchRange] = field(default_factory=dict)

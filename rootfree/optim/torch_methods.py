@@ -38,6 +38,7 @@ SPECS = (
         "adamw",
         torch.optim.AdamW,
         family="diagonal",
+        bias_corrected=True,
         paper_names={**ADAM_PAPER_NAMES, "damping": PaperName("eps")},
         defaults={
             "lr": 1.0e-3,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from rootfree.optim import OPTIMIZERS
 from rootfree.results.select import CELL, primary_metric, select_best, signed_score
 from rootfree.results.stability import COLLAPSE
 from rootfree.results.stats import summarize
@@ -64,11 +65,13 @@ def warm_preconditioner(
     frame: pd.DataFrame, chosen: pd.DataFrame, multiple: float = 5.0
 ) -> pd.DataFrame:
     """Steps taken x lr_cov >= ``multiple``: the second-moment EMA (time constant 1 / lr_cov
-    steps) has forgotten its start. Cells without an lr_cov are not checked."""
+    steps) has forgotten its start. Cells without an lr_cov, or of a method whose EMA is
+    bias-corrected (its spec's ``bias_corrected``: no start to forget), are not checked."""
     rows = []
     for _, cell in chosen.iterrows():
         runs = _chosen_runs(frame, cell)
-        if runs.empty or pd.isna(runs["lr_cov"].iloc[0]):
+        spec = OPTIMIZERS.get(cell["optimizer"])
+        if runs.empty or pd.isna(runs["lr_cov"].iloc[0]) or (spec and spec.bias_corrected):
             continue
         steps = float(_final_rows(runs)["step"].min())
         value = steps * float(runs["lr_cov"].iloc[0])

@@ -76,6 +76,13 @@ def test_convergence_and_warmth_use_the_chosen_settings_worst_final_epoch():
     assert row["value"] == pytest.approx(4.0) and not row["passed"]
 
 
+def test_warmth_is_not_checked_for_a_method_whose_ema_is_bias_corrected():
+    rows = [{"run": "r0", "setting": "a", "epoch": 1, "step": 10, "train_acc": 0.9, "lr_cov": 0.1}]
+    for optimizer, checked in (("adamw", False), ("soap", False), ("rmsprop", True)):
+        frame = cell_frame(rows).assign(optimizer=optimizer)
+        assert len(warm_preconditioner(frame, CHOSEN.assign(optimizer=optimizer))) == checked
+
+
 def test_tuning_is_saturated_when_more_trials_gain_less_than_seed_noise():
     trials = [
         {"setting": s, "seed": 0, "val_acc": v} for s, v in zip("abcd", (0.80, 0.79, 0.6, 0.5))
