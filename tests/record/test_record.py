@@ -218,3 +218,19 @@ def test_the_run_status_owns_what_is_final_and_what_is_settled():
     assert RunStatus.FAILED.settled() and not RunStatus.FAILED.settled(retry_failed=True)
     assert not any(RunStatus(s).settled() for s in ("running", "interrupted", "stale"))
     assert "stale" not in STATUSES and "unreadable" not in STATUSES, "inferred, never written"
+
+
+def test_a_config_reads_as_omegaconf_reads_it(tmp_path):
+    from omegaconf import OmegaConf
+
+    from rootfree.record.reader import _load_config
+
+    text = (
+        "optimizer:\n  lr: 1e-3\n  lr_cov: 5.0e-05\n  betas: [0.9, 0.999]\n  dtype: null\n"
+        "  name: '1e-3'\n  on: true\nwhen: 2026-12-06\nsteps: 10\nratio: .5\nbig: 1_000\n"
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    theirs = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    assert repr(_load_config(path)) == repr(theirs)
+    assert isinstance(_load_config(path)["optimizer"]["lr"], float)
