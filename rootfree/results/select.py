@@ -54,10 +54,11 @@ def run_scores(frame: pd.DataFrame, epoch: str = "final") -> pd.DataFrame:
         raise ValueError(f"Invalid epoch policy: {epoch!r}; choose one of {list(EPOCH_POLICIES)}")
     logged = frame.dropna(subset=["epoch"])
     columns = [*SCORES, *(c for c in LM_SCORES if "val_ppl" in frame and c in frame)]
+    scored = logged.assign(score=signed_score(logged)).dropna(subset=["score"])
     pick = (
         logged.groupby("run")["epoch"].idxmax()
         if epoch == "final"
-        else logged.assign(score=signed_score(logged)).groupby("run")["score"].idxmax()
+        else scored.groupby("run")["score"].idxmax()  # a run never scored keeps NaN (the merge)
     )
     chosen = logged.loc[pick, ["run", "epoch", *columns]]
     runs = frame.drop_duplicates("run").drop(columns=[c for c in ("epoch", *columns) if c in frame])

@@ -81,6 +81,15 @@ def test_best_epoch_policy_reads_test_at_the_best_validation_epoch(tmp_path):
     )
 
 
+def test_best_epoch_policy_keeps_a_run_that_never_scored(tmp_path):
+    write_run(tmp_path, "r", optimizer=SGD(0.1), seed=0, val=[0.9, 0.7], test=[0.85, 0.95])
+    nan = float("nan")
+    write_run(tmp_path, "d", optimizer=SGD(9.0), seed=0, status="diverged", val=[nan], test=[nan])
+    scores = run_scores(collect_runs(tmp_path), epoch="best").set_index("run")
+    assert scores.loc["r", "test_acc"] == pytest.approx(0.85)
+    assert scores.loc["d", "status"] == "diverged" and math.isnan(scores.loc["d", "test_acc"])
+
+
 def test_gap_paired_differences_and_divergence_are_reported(tmp_path):
     sgd, rf, rms = [0.70, 0.72, 0.74], [0.71, 0.74, 0.77], [0.65, 0.66, 0.70]
     for seed in range(3):
