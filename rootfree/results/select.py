@@ -54,12 +54,11 @@ def run_scores(frame: pd.DataFrame, epoch: str = "final") -> pd.DataFrame:
         raise ValueError(f"Invalid epoch policy: {epoch!r}; choose one of {list(EPOCH_POLICIES)}")
     logged = frame.dropna(subset=["epoch"])
     columns = [*SCORES, *(c for c in LM_SCORES if "val_ppl" in frame and c in frame)]
-    scored = logged.assign(score=signed_score(logged)).dropna(subset=["score"])
-    pick = (
-        logged.groupby("run")["epoch"].idxmax()
-        if epoch == "final"
-        else scored.groupby("run")["score"].idxmax()  # a run never scored keeps NaN (the merge)
-    )
+    if epoch == "final":
+        pick = logged.groupby("run")["epoch"].idxmax()
+    else:  # a run that never scored gets no pick and keeps NaN scores (the merge below)
+        scored = logged.assign(score=signed_score(logged)).dropna(subset=["score"])
+        pick = scored.groupby("run")["score"].idxmax()
     chosen = logged.loc[pick, ["run", "epoch", *columns]]
     runs = frame.drop_duplicates("run").drop(columns=[c for c in ("epoch", *columns) if c in frame])
     per_epoch = ("step", "lr_epoch", "wall_seconds", "images_per_second")
