@@ -14,6 +14,7 @@ import functools
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from rootfree.config_paths import config_dir
@@ -34,7 +35,7 @@ def compose_overrides(overrides: list[str]) -> dict:
     if _apply_values is None or not values:
         return compose_whole(overrides)
     config = copy.deepcopy(_base(tuple(groups)))
-    _apply_values(OverridesParser.create().parse_overrides(values), config)
+    _apply_values([_parsed(text) for text in values], config)
     return OmegaConf.to_container(config, resolve=True)
 
 
@@ -46,13 +47,21 @@ def compose_whole(overrides: list[str]) -> dict:
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     """(overrides that choose configs, delete keys or touch Hydra's node; plain values)."""
     groups, values = [], []
-    for text, parsed in zip(overrides, OverridesParser.create().parse_overrides(overrides)):
+    for text in overrides:
+        parsed = _parsed(text)
         key = parsed.key_or_group
         plain = parsed.package is None and not (
             parsed.is_delete() or key.startswith("hydra") or _is_group(key)
         )
         (values if plain else groups).append(text)
     return groups, values
+
+
+@functools.cache
+def _parsed(text: str) -> Override:
+    """One override parsed by Hydra's grammar (slow; a study repeats the same lines)."""
+    (parsed,) = OverridesParser.create().parse_overrides([text])
+    return parsed
 
 
 @functools.cache
