@@ -12,6 +12,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
     rootfree-study run --launcher slurm --device cuda --jobs 64 --slurm slurm_partition=gpu
     rootfree-study collect              # copy finished records, rebuild their tables
     rootfree-study report               # tables, checks, plots from the records
+    rootfree-study controls --only p2_vit   # design entries testing its failed search checks
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from rootfree.optim import OPTIMIZERS
+from rootfree.study.controls import controls, controls_yaml
 from rootfree.study.design import DESIGN, check_design, plan
 from rootfree.study.kinds import make_questions
 from rootfree.study.launchers import LAUNCHERS, make_launch
@@ -57,14 +59,14 @@ def most_settled(*counts: dict[str, int]) -> dict[str, int]:
     return {key: max(c.get(key, 0) for c in counts) for key in {k for c in counts for k in c}}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rootfree-study",
         description=__doc__.split("\n\n")[0].replace("``", ""),
         epilog="\n\n".join(__doc__.split("\n\n")[1:]).replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["plan", "run", "collect", "report"])
+    parser.add_argument("command", choices=["plan", "run", "collect", "report", "controls"])
     parser.add_argument("--design", type=Path, default=DESIGN, help="the study's questions")
     parser.add_argument(
         "--runs",
@@ -99,7 +101,26 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a submitit parameter over conf/hydra/launcher/slurm.yaml's, e.g. slurm_partition=gpu",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _controls(questions: list, tables: Path) -> int:
+    """Print the design entries that test the comparisons' untested failed search checks."""
+    try:
+        entries = {
+            name: entry
+            for question in questions
+            if question.kind == "comparison"
+            for name, entry in controls(question, tables).items()
+        }
+    except FileNotFoundError as error:
+        fail(f"--tables: {error}")
+    print(controls_yaml(entries) if entries else "# no untested failed search checks", end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     document = yaml.safe_load(args.design.read_text())
     design, unit = document["questions"], document.get("unit", "CPU")
     try:
@@ -112,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"--only: unknown question {name!r}; choose from {', '.join(design)}")
     everything = make_questions(design, args.runs.resolve())
     questions = [everything[name] for name in names]
+    if args.command == "controls":
+        return _controls(questions, args.tables or args.out.parent)
     if args.command == "plan":
         committed = make_questions(design, args.out.resolve())
         settled = {

@@ -1,0 +1,95 @@
+"""Controls for a comparison's failed search checks, as design entries to paste into the study:
+each failed `bracketed` or `contained` row that no derived question tests yet becomes a derived
+question that reruns the chosen setting one factor 1.5 and one 2.25 past the end it sits at.
+A decay (momentum) that those factors would take to 1 or past moves by 1 - value halved and
+quartered instead. Its verdict then answers the check (rootfree.results.validity)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from rootfree.optim import get_optimizer_spec
+from rootfree.study.design import Question
+from rootfree.study.report import DIRECT
+
+CHECKS = ("bracketed", "contained")  # the checks whose concern a value past an end tests
+EDGE = re.compile(r"\(tightest: (\w+) (low|high)\)")  # as rootfree.results.validity names it
+FACTORS = (1.5, 2.25)
+DECAYS = ("momentum", "riemannian_momentum")  # EMA coefficients, below 1
+
+
+def past_end(value: float, key: str, side: str) -> list[float]:
+    """The values a control tries: ``value`` moved a factor 1.5 and 2.25 past ``side``."""
+    if side == "low":
+        return [value / factor for factor in FACTORS]
+    if key in DECAYS and value * FACTORS[-1] >= 1.0:
+        return [1.0 - (1.0 - value) / 2, 1.0 - (1.0 - value) / 4]
+    return [value * factor for factor in FACTORS]
+
+
+def untested_failures(validity: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """(optimizer, criterion, key, side) of each failed search check that no row of a direct
+    test covers (a derived question answering that criterion for that optimizer)."""
+    tested = {
+        (row.optimizer, row.criterion)
+        for row in validity.itertuples()
+        if str(row.check).startswith(DIRECT)
+    }
+    out = []
+    for row in validity.itertuples():
+        failed = row.criterion in CHECKS and not bool(row.passed)
+        match = EDGE.search(str(row.check))
+        if failed and match and (row.optimizer, row.criterion) not in tested:
+            out.append((row.optimizer, row.criterion, match[1], match[2]))
+    return out
+
+
+def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tuple[str, dict]:
+    """(name, design entry) of the derived question that tests one failure."""
+    optimizer, criterion, key, side = failure
+    values = past_end(float(chosen[key]), key, side)
+    grid = {f"{v:.3g}": [f"optimizer.{key}={v:.4g}"] for v in values}
+    counterpart = get_optimizer_spec(optimizer).counterpart
+    compared = question.spec["optimizers"]
+    other = counterpart if counterpart in compared else "adamw" if "adamw" in compared else None
+    minutes = question.spec.get("minutes", {})
+    entry = {
+        "title": f"{question.name}, {optimizer}: the chosen setting at a "
+        f"{'lower' if side == 'low' else 'higher'} {key} (its {criterion} check failed)",
+        "kind": "derived",
+        "from": question.name,
+        "optimizer": optimizer,
+        "grid": {key: grid},
+        "references": [optimizer] + ([other] if other and other != optimizer else []),
+        "seeds": question.spec["seeds"],
+        "answers": criterion,
+        "checks": [],
+        "minutes": {"default": minutes.get(optimizer, minutes.get("default", 1.0))},
+    }
+    return f"{question.name}_{optimizer}_{key}", entry
+
+
+def controls(question: Question, tables: Path) -> dict[str, dict]:
+    """Design entries for every untested failed search check of ``question``, read from its
+    tables (validity.csv, comparison.csv) as ``make tables`` writes them."""
+    if not (tables / question.name / "validity.csv").exists():
+        raise FileNotFoundError(
+            f"{question.name} has no validity.csv under {tables}: run `rootfree-study report` first"
+        )
+    validity = pd.read_csv(tables / question.name / "validity.csv")
+    comparison = pd.read_csv(tables / question.name / "comparison.csv")
+    chosen = comparison.set_index("optimizer")
+    return dict(
+        control_entry(question, chosen.loc[failure[0]], failure)
+        for failure in untested_failures(validity)
+    )
+
+
+def controls_yaml(entries: dict[str, dict]) -> str:
+    """The entries as a block of experiments/study.yaml's ``questions``."""
+    text = yaml.safe_dump(entries, sort_keys=False, width=100, default_flow_style=None)
+    return "".join(f"  {line}\n" for line in text.splitlines())

@@ -1,0 +1,115 @@
+"""rootfree.study.controls: design entries for a comparison's untested failed search checks,
+checked against the rule's arithmetic and against the controls written by hand for P2 and P7."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rootfree.study import controls
+from rootfree.study.__main__ import main as study_main
+from rootfree.study.design import check_design
+from rootfree.study.kinds import make_questions
+from tests.train.helpers import ROOT
+
+DESIGN = yaml.safe_load((ROOT / "experiments" / "study.yaml").read_text())["questions"]
+TABLES = ROOT / "results" / "study"
+
+# hand-written controls whose values follow the rule
+BY_HAND = {
+    "p1_cnn": ["p1_adamw_lr"],
+    "p2_vit": ["p2_shampoo_lr_cov", "p2_singd_weight_decay", "p2_soap_lr", "p2_klsoap_lr",
+               "p2_psgd_lr", "p2_klshampoo_momentum"],
+    "p7_gpt": ["p7_gpt_adamw_lr", "p7_gpt_rfshampoo_lr", "p7_gpt_shampoo_lr",
+               "p7_gpt_klshampoo_lr", "p7_gpt_psgd_lr", "p7_gpt_soap_momentum",
+               "p7_gpt_klsoap_momentum"],
+}  # fmt: skip
+# failures whose hand-written controls followed another rule: P2's RootFreeShampoo weight decay
+# (x4, x16) and SGD momentum (lr / (1 - momentum) held); P7 GPT's RF-AdamW and SINGD momentum
+# (rounded to 0.9 and 0.95)
+OTHER_RULES = {
+    "p1_cnn": set(),
+    "p2_vit": {("rootfree_shampoo", "weight_decay"), ("sgd", "momentum")},
+    "p7_gpt": {("rootfree_adam", "momentum"), ("singd", "momentum")},
+}
+
+
+@pytest.mark.parametrize(
+    "value, key, side, expected",
+    [
+        (9.6e-5, "weight_decay", "low", [6.4e-5, 9.6e-5 / 2.25]),
+        (1.73e-3, "lr", "high", [2.595e-3, 3.8925e-3]),
+        (0.197, "momentum", "high", [0.2955, 0.44325]),  # 2.25 x 0.197 stays below 1
+        (0.8326, "momentum", "high", [0.9163, 0.95815]),  # 1 - momentum halved, quartered
+        (0.5, "lr_cov", "high", [0.75, 1.125]),  # not a decay: plain factors
+    ],
+)
+def test_a_control_moves_the_chosen_value_past_its_end(value, key, side, expected):
+    assert controls.past_end(value, key, side) == pytest.approx(expected, rel=1e-12)
+
+
+def test_only_failed_search_checks_without_a_direct_test_need_a_control():
+    rows = [
+        ("soap", "contained", "inside stage-2 range by a factor (tightest: lr high)", False),
+        ("singd", "contained", "inside stage-2 range by a factor (tightest: weight_decay low)", False),
+        ("singd", "contained", "tested by p2_x: val gain of its best cell (6.4e-5)", True),
+        ("adamw", "bracketed", "inside stage-1 bounds by a factor (tightest: lr high)", True),
+        ("sgd", "tuning", "E[best val] gain from 8 to 16 trials", False),
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["optimizer", "criterion", "check", "passed"])
+    assert controls.untested_failures(frame) == [("soap", "contained", "lr", "high")]
+
+
+def without_direct_tests(name: str, tables: Path) -> Path:
+    """A copy of a question's tables with the rows of its direct tests dropped."""
+    out = tables / name
+    out.mkdir(parents=True)
+    validity = pd.read_csv(TABLES / name / "validity.csv")
+    validity = validity[~validity["check"].str.startswith(controls.DIRECT)]
+    validity.to_csv(out / "validity.csv", index=False)
+    (out / "comparison.csv").write_bytes((TABLES / name / "comparison.csv").read_bytes())
+    return tables
+
+
+def grid_values(entry: dict) -> tuple[str, str, list[float]]:
+    ((key, cells),) = entry["grid"].items()
+    values = [float(overrides[0].split("=")[1]) for overrides in cells.values()]
+    return entry["optimizer"], key, values
+
+
+@pytest.mark.parametrize("name", sorted(BY_HAND))
+def test_the_controls_match_those_written_by_hand(name, tmp_path):
+    """Before its controls ran, each of these failed checks got a control computed by hand;
+    the generator, given the tables without those controls' rows, proposes the same values."""
+    question = make_questions(DESIGN, tmp_path)[name]
+    generated = controls.controls(question, without_direct_tests(name, tmp_path / "tables"))
+    proposed = {(o, k): v for o, k, v in map(grid_values, generated.values())}
+    for hand in BY_HAND[name]:
+        optimizer, key, values = grid_values(DESIGN[hand])
+        assert proposed.pop((optimizer, key)) == pytest.approx(values[:2], rel=2e-3), hand
+    assert set(proposed) == OTHER_RULES[name]
+
+
+def test_the_command_prints_entries_that_the_design_check_accepts(tmp_path, capsys):
+    tables = without_direct_tests("p7_lstm", tmp_path / "tables")
+    argv = ["controls", "--only", "p7_lstm", "--tables", str(tables), "--runs", str(tmp_path)]
+    assert study_main(argv) == 0
+    entries = yaml.safe_load(capsys.readouterr().out)
+    assert entries and all(e["from"] == "p7_lstm" and e["seeds"] == 5 for e in entries.values())
+    soap = entries["p7_lstm_soap_momentum"]
+    assert soap["answers"] == "contained" and soap["references"] == ["soap", "adamw"]
+    from rootfree.study.__main__ import CHECKS, OPTIMIZERS
+
+    check_design({**DESIGN, **entries}, OPTIMIZERS, CHECKS)
+
+
+def test_a_question_without_tables_is_one_line_error(tmp_path, capsys):
+    argv = ["controls", "--only", "p2_vit", "--tables", str(tmp_path), "--runs", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        study_main(argv)
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "p2_vit has no validity.csv" in line and "rootfree-study report" in line
