@@ -31,9 +31,14 @@ def compose_overrides(overrides: list[str]) -> dict:
     """The run config of ``overrides``: the composed config of its group overrides (cached),
     then its value overrides on a copy; the same as composing the whole list (a test checks
     this on every shape of run in the study's designs)."""
+    return copy.deepcopy(_split_composed(tuple(overrides)))
+
+
+@functools.cache
+def _split_composed(overrides: tuple[str, ...]) -> dict:
     groups, values = split_overrides(list(overrides))
     if _apply_values is None or not values:
-        return compose_whole(overrides)
+        return _composed(overrides)
     config = copy.deepcopy(_base(tuple(groups)))
     _apply_values([_parsed(text) for text in values], config)
     return OmegaConf.to_container(config, resolve=True)
