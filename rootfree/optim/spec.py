@@ -26,6 +26,7 @@ FAMILIES = {
 }
 
 PAPER_HPARAMS = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
+PAPER_DECAYS = ("momentum", "riemannian_momentum")  # EMA coefficients, in [0, 1)
 # Config keys the trainer reads beside the optimizer's own (rootfree.train.build.build_optimizer).
 TRAINER_KEYS = ("name", "batch_size", "lr_cov_scales", "param_overrides")
 

@@ -8,6 +8,7 @@ guard.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -113,6 +114,16 @@ def tuning_saturated(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+TIGHTEST = "(tightest: {edge})"  # how a bound check names its tightest side, "lr high"
+_TIGHTEST = re.compile(r"\(tightest: (\w+) (low|high)\)")
+
+
+def tightest_edge(check: str) -> tuple[str, str] | None:
+    """(hyperparameter, "low" or "high") that a bound check's text names, else None."""
+    match = _TIGHTEST.search(check)
+    return (match[1], match[2]) if match else None
+
+
 def _bound_factors(setting: pd.Series, space: dict[str, tuple]) -> dict[str, float]:
     """``"name side"`` -> the factor by which the setting's value lies inside that bound."""
     factors = {}
@@ -138,7 +149,7 @@ def bracketed(
         if not factors:
             continue
         edge = min(factors, key=factors.get)
-        check = f"inside stage-1 bounds by a factor (tightest: {edge})"
+        check = f"inside stage-1 bounds by a factor {TIGHTEST.format(edge=edge)}"
         rows.append(_row(cell, check, factors[edge], f">= {margin:g}", factors[edge] >= margin))
     return pd.DataFrame(rows)
 
@@ -167,7 +178,7 @@ def contained(
         }
         edge = min(factors, key=factors.get) if factors else "none inside stage 1"
         value = factors.get(edge, math.inf)
-        check = f"inside stage-2 range by a factor (tightest: {edge})"
+        check = f"inside stage-2 range by a factor {TIGHTEST.format(edge=edge)}"
         passed = value >= margin * (1 - 1e-9)  # a stage-1 trial at the range's end: margin
         rows.append(_row(cell, check, value, f">= {margin:g}", passed))
     return pd.DataFrame(rows)

@@ -6,27 +6,26 @@ quartered instead. Its verdict then answers the check (rootfree.results.validity
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from rootfree.optim import get_optimizer_spec
-from rootfree.study.design import Question
+from rootfree.optim.spec import PAPER_DECAYS
+from rootfree.results.validity import tightest_edge
+from rootfree.study.design import Question, cell_minutes
 from rootfree.study.report import DIRECT
 
 CHECKS = ("bracketed", "contained")  # the checks whose concern a value past an end tests
-EDGE = re.compile(r"\(tightest: (\w+) (low|high)\)")  # as rootfree.results.validity names it
 FACTORS = (1.5, 2.25)
-DECAYS = ("momentum", "riemannian_momentum")  # EMA coefficients, below 1
 
 
 def past_end(value: float, key: str, side: str) -> list[float]:
     """The values a control tries: ``value`` moved a factor 1.5 and 2.25 past ``side``."""
     if side == "low":
         return [value / factor for factor in FACTORS]
-    if key in DECAYS and value * FACTORS[-1] >= 1.0:
+    if key in PAPER_DECAYS and value * FACTORS[-1] >= 1.0:
         return [1.0 - (1.0 - value) / 2, 1.0 - (1.0 - value) / 4]
     return [value * factor for factor in FACTORS]
 
@@ -42,9 +41,9 @@ def untested_failures(validity: pd.DataFrame) -> list[tuple[str, str, str, str]]
     out = []
     for row in validity.itertuples():
         failed = row.criterion in CHECKS and not bool(row.passed)
-        match = EDGE.search(str(row.check))
-        if failed and match and (row.optimizer, row.criterion) not in tested:
-            out.append((row.optimizer, row.criterion, match[1], match[2]))
+        edge = tightest_edge(str(row.check))
+        if failed and edge and (row.optimizer, row.criterion) not in tested:
+            out.append((row.optimizer, row.criterion, *edge))
     return out
 
 
@@ -56,7 +55,6 @@ def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tupl
     counterpart = get_optimizer_spec(optimizer).counterpart
     compared = question.spec["optimizers"]
     other = counterpart if counterpart in compared else "adamw" if "adamw" in compared else None
-    minutes = question.spec.get("minutes", {})
     entry = {
         "title": f"{question.name}, {optimizer}: the chosen setting at a "
         f"{'lower' if side == 'low' else 'higher'} {key} (its {criterion} check failed)",
@@ -68,7 +66,7 @@ def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tupl
         "seeds": question.spec["seeds"],
         "answers": criterion,
         "checks": [],
-        "minutes": {"default": minutes.get(optimizer, minutes.get("default", 1.0))},
+        "minutes": {"default": cell_minutes(question.spec["minutes"], optimizer)},
     }
     return f"{question.name}_{optimizer}_{key}", entry
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from rootfree.study import controls
+from rootfree.study.__main__ import CHECKS, OPTIMIZERS
 from rootfree.study.__main__ import main as study_main
 from rootfree.study.design import check_design
 from rootfree.study.kinds import make_questions
@@ -101,8 +102,6 @@ def test_the_command_prints_entries_that_the_design_check_accepts(tmp_path, caps
     assert entries and all(e["from"] == "p7_lstm" and e["seeds"] == 5 for e in entries.values())
     soap = entries["p7_lstm_soap_momentum"]
     assert soap["answers"] == "contained" and soap["references"] == ["soap", "adamw"]
-    from rootfree.study.__main__ import CHECKS, OPTIMIZERS
-
     check_design({**DESIGN, **entries}, OPTIMIZERS, CHECKS)
 
 
