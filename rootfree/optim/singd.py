@@ -113,11 +113,6 @@ def _conv_patches(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return patches.transpose(1, 2)
 
 
-def projected_inner(struct: Structure, factors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """P(F^T R^T R F) for a stack of factors F and rows R (b, n, d): singd's ``from_inner``."""
-    return struct.gram(struct.apply(factors, rows.transpose(1, 2), transpose=True))
-
-
 def factor_steps(
     k: Structure,
     c: Structure,
@@ -386,8 +381,8 @@ class SINGD(PreconditionedOptimizer):
                 grad.to(state["C"].dtype), module, group["loss_average"], group["kfac_approx"]
             )
             terms = [
-                projected_inner(k, state["K"][None], a[None]),
-                projected_inner(c, state["C"][None], g[None]),
+                k.inner_of_rows(state["K"][None], a[None]),  # singd's ``from_inner``
+                c.inner_of_rows(state["C"][None], g[None]),
             ]
         pending = self._pending.setdefault(weight, [torch.zeros_like(t) for t in terms])
         for total, term in zip(pending, terms):

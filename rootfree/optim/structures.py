@@ -76,6 +76,10 @@ class Structure:
         """P(R R^T) for a stack of (b, d, c) rows."""
         return self.project(torch.bmm(rows, rows.transpose(-2, -1)))
 
+    def inner_of_rows(self, f: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """P(F^T R^T R F) for a stack of factors F and of rows R, (b, n, d)."""
+        return self.gram(self.apply(f, rows.transpose(1, 2), transpose=True))
+
     def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """A @ B, which stays in the structure."""
         return a @ b
@@ -159,6 +163,13 @@ class Dense(Structure):
 
     def apply_moved(self, f: torch.Tensor, x: torch.Tensor, transpose: bool) -> torch.Tensor:
         return kronecker.multiply_axis_and_move(x, f, transpose)
+
+    def inner_of_rows(self, f: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """F^T (R^T R) F once R has over 2d rows: n d^2 + 2 d^3 flops where (R F)^T (R F) costs
+        2 n d^2 (a ViT's 8320 token rows against d = 769: about 40% fewer)."""
+        if rows.shape[1] <= 2 * self.dim:
+            return super().inner_of_rows(f, rows)
+        return f.transpose(1, 2) @ torch.bmm(rows.transpose(1, 2), rows) @ f
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,17 @@ def test_inner_and_gram_are_projected_dense_products(name, dim, generator):
 
 
 @pytest.mark.parametrize("name,dim", CASES)
+@pytest.mark.parametrize("per_dim", [1, 3])  # at most 2d rows, and over 2d (dense's R^T R first)
+def test_inner_of_rows_is_the_projected_sandwich(name, dim, per_dim, generator):
+    struct = structures.structure(name, dim)
+    f = random_member(struct, generator)
+    rows = torch.randn(2, per_dim * dim, dim, dtype=torch.float64, generator=generator)
+    projected = rows @ struct.to_dense(f)
+    want = least_squares_projection(struct, projected.transpose(-2, -1) @ projected)
+    torch.testing.assert_close(struct.inner_of_rows(f, rows), want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name,dim", CASES)
 @pytest.mark.parametrize("transpose", [False, True])
 def test_application_equals_the_dense_product(name, dim, transpose, generator):
     struct = structures.structure(name, dim)
