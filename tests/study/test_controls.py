@@ -21,7 +21,7 @@ TABLES = ROOT / "results" / "study"
 
 # hand-written controls whose values follow the rule
 BY_HAND = {
-    "p1_cnn": ["p1_adamw_lr"],
+    "p1_cnn": ["p1_adamw_lr", "p1_psgd_kron_momentum"],
     "p2_vit": ["p2_shampoo_lr_cov", "p2_singd_weight_decay", "p2_soap_lr", "p2_klsoap_lr",
                "p2_psgd_lr", "p2_klshampoo_momentum"],
     "p7_gpt": ["p7_gpt_adamw_lr", "p7_gpt_rfshampoo_lr", "p7_gpt_shampoo_lr",
