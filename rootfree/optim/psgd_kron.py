@@ -183,6 +183,38 @@ def initial_scale(fourth_moment: torch.Tensor, damping: float) -> torch.Tensor:
     return (fourth_moment + damping**4) ** (-1.0 / 8.0)
 
 
+def check_defaults(d: dict[str, Any]) -> None:
+    """Reject PSGD-Kron settings outside their valid ranges, one named argument per error."""
+    check_lr(d["lr"])
+    if not d["lr_preconditioner"] > 0.0:
+        raise ValueError(f"Invalid lr_preconditioner value: {d['lr_preconditioner']} (must be > 0)")
+    check_nonnegative("damping", d["damping"])
+    check_unit_interval("momentum", d["momentum"], open_low=False, open_high=True)
+    check_nonnegative("weight_decay", d["weight_decay"])
+    check_unit_interval("beta_lipschitz", d["beta_lipschitz"], open_low=False, open_high=False)
+    check_unit_interval(
+        "preconditioner_update_probability",
+        d["preconditioner_update_probability"],
+        open_low=False,
+        open_high=False,
+    )
+    max_rms, max_abs = d["grad_clip_max_amps"]
+    if not 0.0 < max_rms <= max_abs:
+        raise ValueError(
+            f"Invalid grad_clip_max_amps: {d['grad_clip_max_amps']!r} "
+            "(need 0 < largest RMS <= largest |entry|)"
+        )
+    if not d["whiten_grad"] and d["momentum"] == 0.0:
+        raise ValueError("Invalid whiten_grad: False needs momentum > 0 (there is no momentum)")
+    if d["preconditioner_init_scale"] is not None and not d["preconditioner_init_scale"] > 0.0:
+        raise ValueError(
+            f"Invalid preconditioner_init_scale: {d['preconditioner_init_scale']} (must be > 0)"
+        )
+    if d["preconditioner_max_size"] is not None:
+        check_nonnegative("preconditioner_max_size", d["preconditioner_max_size"])
+    check_nonnegative("preconditioner_max_skew", d["preconditioner_max_skew"])
+
+
 class PSGDKron(PreconditionedOptimizer):
     """PSGD with Kronecker whitening preconditioners, numerically the authors' ``KronWhiten``.
 
@@ -224,34 +256,6 @@ class PSGDKron(PreconditionedOptimizer):
         preconditioner_max_skew: float = 1.0,
         preconditioner_dtype: str | torch.dtype | None = None,
     ) -> None:
-        check_lr(lr)
-        if not lr_preconditioner > 0.0:
-            raise ValueError(f"Invalid lr_preconditioner value: {lr_preconditioner} (must be > 0)")
-        check_nonnegative("damping", damping)
-        check_unit_interval("momentum", momentum, open_low=False, open_high=True)
-        check_nonnegative("weight_decay", weight_decay)
-        check_unit_interval("beta_lipschitz", beta_lipschitz, open_low=False, open_high=False)
-        check_unit_interval(
-            "preconditioner_update_probability",
-            preconditioner_update_probability,
-            open_low=False,
-            open_high=False,
-        )
-        max_rms, max_abs = grad_clip_max_amps
-        if not 0.0 < max_rms <= max_abs:
-            raise ValueError(
-                f"Invalid grad_clip_max_amps: {tuple(grad_clip_max_amps)!r} "
-                "(need 0 < largest RMS <= largest |entry|)"
-            )
-        if not whiten_grad and momentum == 0.0:
-            raise ValueError("Invalid whiten_grad: False needs momentum > 0 (there is no momentum)")
-        if preconditioner_init_scale is not None and not preconditioner_init_scale > 0.0:
-            raise ValueError(
-                f"Invalid preconditioner_init_scale: {preconditioner_init_scale} (must be > 0)"
-            )
-        if preconditioner_max_size is not None:
-            check_nonnegative("preconditioner_max_size", preconditioner_max_size)
-        check_nonnegative("preconditioner_max_skew", preconditioner_max_skew)
         defaults = dict(
             lr=lr,
             lr_preconditioner=lr_preconditioner,
@@ -260,7 +264,7 @@ class PSGDKron(PreconditionedOptimizer):
             weight_decay=weight_decay,
             decoupled_weight_decay=bool(decoupled_weight_decay),
             beta_lipschitz=beta_lipschitz,
-            grad_clip_max_amps=(float(max_rms), float(max_abs)),
+            grad_clip_max_amps=tuple(float(amp) for amp in grad_clip_max_amps),
             preconditioner_update_probability=preconditioner_update_probability,
             update_preconditioner_first=bool(update_preconditioner_first),
             whiten_grad=bool(whiten_grad),
@@ -269,6 +273,7 @@ class PSGDKron(PreconditionedOptimizer):
             preconditioner_max_skew=preconditioner_max_skew,
             preconditioner_dtype=dtype_name("preconditioner_dtype", preconditioner_dtype),
         )
+        check_defaults(defaults)
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from rootfree.results.collect import collect
 from rootfree.results.latex import write_latex
 from rootfree.results.select import run_scores, select_best
@@ -22,7 +24,7 @@ from rootfree.results.tuning import tuning_curve
 from rootfree.results.validity import stable_alternatives
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Build the comparison tables from run directories."
     )
@@ -38,7 +40,51 @@ def main(argv: list[str] | None = None) -> int:
         "--strict", action="store_true", help="fail when a cell has no finished run"
     )
     parser.add_argument("--plots", action="store_true", help="also write figures (PNG and PDF)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def write_tables(
+    frame: pd.DataFrame,
+    skipped: pd.DataFrame,
+    scores: pd.DataFrame,
+    out: Path,
+    epoch: str,
+    plots: bool,
+) -> pd.DataFrame:
+    """Write every table (and, with ``plots``, the figures) of one set of runs under ``out``."""
+    chosen = select_best(scores)
+    table = with_holm(comparison_table(scores, chosen))
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "runs.csv", index=False)
+    table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
+    write_latex(table, out / "comparison.tex")
+    (out / "comparison.md").write_text(
+        compact_markdown(table, f"Comparison ({epoch} epoch)") + skipped_note(skipped)
+    )
+    skipped.to_csv(out / "skipped.csv", index=False)
+    precision = precision_table(scores)
+    if not precision.empty:
+        (out / "precision.md").write_text(
+            "# The same settings with different optimizer-state dtypes (test accuracy over seeds)\n\n"
+            + precision.to_markdown(index=False, floatfmt=".4f")
+            + "\n"
+        )
+    stability = stable_alternatives(scores, chosen)
+    stability.to_csv(out / "stability.csv", index=False, float_format="%.6g")
+    (out / "stability.md").write_text(stability_markdown(stability))
+    curve = tuning_curve(scores)
+    curve.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
+    if plots:
+        from rootfree.results.plots import error_curves, tuning_curves
+
+        for x in ("epoch", "wall_seconds"):
+            error_curves(frame, chosen, out, x)
+        tuning_curves(curve, out)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     frame, skipped, budgets = collect(args.runs)
     for row in skipped.itertuples():
         print(f"skipped: {row.path}: {row.reason}", file=sys.stderr)
@@ -46,34 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no usable run directories under {args.runs}", file=sys.stderr)
         return 1
     scores = run_scores(frame, args.epoch)
-    chosen = select_best(scores)
-    table = with_holm(comparison_table(scores, chosen))
-    args.out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out / "runs.csv", index=False)
-    table.to_csv(args.out / "comparison.csv", index=False, float_format="%.6g")
-    write_latex(table, args.out / "comparison.tex")
-    (args.out / "comparison.md").write_text(
-        compact_markdown(table, f"Comparison ({args.epoch} epoch)") + skipped_note(skipped)
-    )
-    skipped.to_csv(args.out / "skipped.csv", index=False)
-    precision = precision_table(scores)
-    if not precision.empty:
-        (args.out / "precision.md").write_text(
-            "# The same settings with different optimizer-state dtypes (test accuracy over seeds)\n\n"
-            + precision.to_markdown(index=False, floatfmt=".4f")
-            + "\n"
-        )
-    stability = stable_alternatives(scores, chosen)
-    stability.to_csv(args.out / "stability.csv", index=False, float_format="%.6g")
-    (args.out / "stability.md").write_text(stability_markdown(stability))
-    curve = tuning_curve(scores)
-    curve.to_csv(args.out / "tuning.csv", index=False, float_format="%.6g")
-    if args.plots:
-        from rootfree.results.plots import error_curves, tuning_curves
-
-        for x in ("epoch", "wall_seconds"):
-            error_curves(frame, chosen, args.out, x)
-        tuning_curves(curve, args.out)
+    table = write_tables(frame, skipped, scores, args.out, args.epoch, args.plots)
     wanted = [o for o in args.optimizers.split(",") if o] or None
     missing = missing_cells(scores, wanted, budgets)
     for cell in missing:
