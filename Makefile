@@ -45,9 +45,9 @@ test: install  ## the default test suite (excludes tests marked slow; under 10 m
 # every-structure comparisons stay in test-all)
 SLOW_IN_CI := tests/test_packaging.py tests/test_readme.py tests/results/test_latex.py \
 	tests/results/test_committed_tables.py tests/train/test_records_e2e.py \
-	tests/train/test_sweeps.py tests/study/test_study.py
+	tests/train/test_sweeps.py tests/study/test_study.py tests/test_plugin_example.py
 
-test-slow: install  ## the slow tests CI runs after the suite: kills, races, sweeps, the study, wheel, README, LaTeX
+test-slow: install  ## the slow tests CI runs after the suite: kills, races, sweeps, the study, wheel, plug-in, README, LaTeX
 	$(PYTHON) -m pytest -q -m slow $(SLOW_IN_CI)
 
 test-all: install  ## every test, slow ones included
