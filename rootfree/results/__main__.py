@@ -24,7 +24,7 @@ from rootfree.results.tuning import tuning_curve
 from rootfree.results.validity import stable_alternatives
 
 
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Build the comparison tables from run directories."
     )
@@ -84,7 +84,7 @@ def write_tables(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     frame, skipped, budgets = collect(args.runs)
     for row in skipped.itertuples():
         print(f"skipped: {row.path}: {row.reason}", file=sys.stderr)
