@@ -174,17 +174,7 @@ class Shampoo(PreconditionedOptimizer):
                 if group["bias_correction"]:
                     step_size = group["lr"] / (1.0 - beta1**step)
 
-            grafting_denominator = None
-            if group["grafting"] == "adam":
-                second = state["grafting_second_moment"]
-                second.mul_(group["grafting_beta2"]).addcmul_(
-                    grad, grad, value=1.0 - group["grafting_beta2"]
-                )
-                correction = (
-                    1.0 - group["grafting_beta2"] ** step if group["bias_correction"] else 1.0
-                )
-                grafting_denominator = (second.sqrt() / correction**0.5).add_(group["grafting_eps"])
-
+            grafting_denominator = self._adam_grafting_denominator(state, group, grad)
             start = group["start_preconditioning_step"]
             if step < start:
                 if grafting_denominator is None:
@@ -208,6 +198,18 @@ class Shampoo(PreconditionedOptimizer):
                 ratio = graft.norm() / direction.norm().clamp(min=torch.finfo(direction.dtype).tiny)
                 direction.mul_(ratio)
             param.add_(direction, alpha=-step_size)
+
+    @staticmethod
+    def _adam_grafting_denominator(
+        state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Adam grafting's sqrt(v_hat) + eps (None without Adam grafting): it sets the step's norm."""
+        if group["grafting"] != "adam":
+            return None
+        beta2 = group["grafting_beta2"]
+        second = state["grafting_second_moment"].mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        correction = 1.0 - beta2 ** state["step"] if group["bias_correction"] else 1.0
+        return (second.sqrt() / correction**0.5).add_(group["grafting_eps"])
 
     @staticmethod
     def _refresh_roots(
