@@ -30,7 +30,11 @@ BY_HAND = {
 }  # fmt: skip
 # entries that `rootfree-study controls` wrote into the design: checked to be present and in step
 # with the generator, which is no evidence for the generator itself
-GENERATED = {"p1_cnn": ["p1_psgd_kron_momentum"]}
+GENERATED = {
+    "p1_cnn": ["p1_psgd_kron_momentum"],
+    "p2_equal": ["p2_equal_sgd_momentum", "p2_equal_rootfree_adam_lr_cov",
+                 "p2_equal_rootfree_shampoo_riemannian_momentum"],
+}  # fmt: skip
 # failures whose hand-written controls followed another rule: P2's RootFreeShampoo weight decay
 # (x4, x16) and SGD momentum (lr / (1 - momentum) held); P7 GPT's RF-AdamW and SINGD momentum
 # (rounded to 0.9 and 0.95)
