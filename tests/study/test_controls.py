@@ -138,3 +138,17 @@ def test_a_question_without_tables_is_one_line_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "p2_vit has no validity.csv" in line and "rootfree-study report" in line
+
+
+def test_the_stable_control_runs_the_setting_that_stability_md_names():
+    """p2_equal_adamw_stable copies AdamW's best stable setting out of the tables by hand; its
+    overrides are those of the trial stability.csv names."""
+    stable = pd.read_csv(TABLES / "p2_equal" / "stability.csv").set_index("optimizer")
+    setting = stable.loc["adamw", "stable_setting"]
+    trials = pd.read_csv(TABLES / "p2_equal" / "trials.csv")
+    trial = trials[trials["setting"] == setting].iloc[0]
+    ((name, overrides),) = DESIGN["p2_equal_adamw_stable"]["grid"]["setting"].items()
+    assert name == setting
+    for override in overrides:
+        key, value = override.removeprefix("optimizer.").split("=")
+        assert float(value) == pytest.approx(trial[key], rel=1e-9), key
