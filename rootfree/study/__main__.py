@@ -12,7 +12,7 @@ finished run records (no checkpoints) to results/study/runs/<question>, the fold
     rootfree-study run --launcher slurm --device cuda --jobs 64 --slurm slurm_partition=gpu
     rootfree-study collect              # copy finished records, rebuild their tables
     rootfree-study report               # tables, checks, plots from the records
-    rootfree-study controls --only p2_vit   # design entries testing its failed search checks
+    rootfree-study controls --only p2_vit   # design entries testing its failed checks
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _controls(questions: list, tables: Path) -> int:
-    """Print the design entries that test the comparisons' untested failed search checks."""
+def _controls(questions: list, tables: Path, design: dict) -> int:
+    """Print the design entries that test the comparisons' untested failed checks, less those
+    the design holds already (planned, not yet run)."""
     try:
         entries = {
             name: entry
@@ -115,7 +116,11 @@ def _controls(questions: list, tables: Path) -> int:
         }
     except FileNotFoundError as error:
         fail(f"--tables: {error}")
-    print(controls_yaml(entries) if entries else "# no untested failed search checks", end="")
+    planned = [name for name in entries if name in design]
+    if planned:
+        print(f"# in the design already: {', '.join(planned)}")
+    new = {name: entry for name, entry in entries.items() if name not in design}
+    print(controls_yaml(new).rstrip("\n") if new else "# no untested failed check lacks a control")
     return 0
 
 
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     everything = make_questions(design, args.runs.resolve())
     questions = [everything[name] for name in names]
     if args.command == "controls":
-        return _controls(questions, args.tables or args.out.parent)
+        return _controls(questions, args.tables or args.out.parent, design)
     if args.command == "plan":
         committed = make_questions(design, args.out.resolve())
         settled = {

@@ -2,7 +2,10 @@
 each failed `bracketed` or `contained` row that no derived question tests yet becomes a derived
 question that reruns the chosen setting one factor 1.5 and one 2.25 past the end it sits at.
 A decay (momentum) that those factors would take to 1 or past moves by 1 - value halved and
-quartered instead. Its verdict then answers the check (rootfree.results.validity)."""
+quartered instead. Its verdict then answers the check (rootfree.results.validity).
+A failed `stable` check becomes a question that runs, on every seed, the best setting whose
+search run never collapses (stability.csv), beside every optimizer compared: it answers no
+check, since whether a lead rests on an unstable setting is read as a comparison."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import yaml
 
 from rootfree.optim import get_optimizer_spec
 from rootfree.optim.spec import PAPER_DECAYS
+from rootfree.results.collect import PAPER_COLUMNS
 from rootfree.results.validity import tightest_edge
 from rootfree.study.design import Question, cell_minutes
 from rootfree.study.report import DIRECT
@@ -71,20 +75,62 @@ def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tupl
     return f"{question.name}_{optimizer}_{key}", entry
 
 
+def stable_entry(question: Question, optimizer: str, trial: pd.Series) -> tuple[str, dict]:
+    """(name, design entry) of the derived question that reruns ``trial``, the best search trial
+    of ``optimizer`` that never collapses, on every seed of ``question``."""
+    space = question.space(optimizer)
+    keys = [k for k in PAPER_COLUMNS if k in space] + [k for k in space if k not in PAPER_COLUMNS]
+    compared = question.spec["optimizers"]
+    entry = {
+        "title": f"{question.name}, {optimizer}: the best setting whose search run never "
+        "collapses, on every seed (its stable check failed)",
+        "kind": "derived",
+        "from": question.name,
+        "optimizer": optimizer,
+        "grid": {"setting": {trial["setting"]: [f"optimizer.{k}={trial[k]:.4g}" for k in keys]}},
+        "references": [optimizer, *(o for o in compared if o != optimizer)],
+        "seeds": question.spec["seeds"],
+        "checks": [],
+        "minutes": {"default": cell_minutes(question.spec["minutes"], optimizer)},
+    }
+    return f"{question.name}_{optimizer}_stable", entry
+
+
+def unstable(validity: pd.DataFrame, stability: pd.DataFrame) -> list[tuple[str, str]]:
+    """(optimizer, stable setting) of each failed `stable` check that has a stable setting."""
+    failed = set(
+        validity.loc[(validity["criterion"] == "stable") & ~validity["passed"], "optimizer"]
+    )
+    named = stability[stability["optimizer"].isin(failed) & stability["stable_setting"].notna()]
+    return list(zip(named["optimizer"], named["stable_setting"]))
+
+
+def read_tables(question: Question, tables: Path, *names: str) -> list[pd.DataFrame]:
+    """The question's tables ``names`` (validity, comparison, ...) as ``make tables`` wrote them."""
+    for name in names:
+        if not (tables / question.name / f"{name}.csv").exists():
+            raise FileNotFoundError(
+                f"{question.name} has no {name}.csv under {tables}: "
+                "run `rootfree-study report` first"
+            )
+    return [pd.read_csv(tables / question.name / f"{name}.csv") for name in names]
+
+
 def controls(question: Question, tables: Path) -> dict[str, dict]:
-    """Design entries for every untested failed search check of ``question``, read from its
-    tables (validity.csv, comparison.csv) as ``make tables`` writes them."""
-    if not (tables / question.name / "validity.csv").exists():
-        raise FileNotFoundError(
-            f"{question.name} has no validity.csv under {tables}: run `rootfree-study report` first"
-        )
-    validity = pd.read_csv(tables / question.name / "validity.csv")
-    comparison = pd.read_csv(tables / question.name / "comparison.csv")
+    """Design entries for every untested failed search check of ``question`` and every failed
+    stable check, read from its tables as ``make tables`` writes them."""
+    validity, comparison, stability, trials = read_tables(
+        question, tables, "validity", "comparison", "stability", "trials"
+    )
     chosen = comparison.set_index("optimizer")
-    return dict(
+    entries = dict(
         control_entry(question, chosen.loc[failure[0]], failure)
         for failure in untested_failures(validity)
     )
+    by_setting = trials.drop_duplicates("setting").set_index("setting", drop=False)
+    for optimizer, setting in unstable(validity, stability):
+        entries.update([stable_entry(question, optimizer, by_setting.loc[setting])])
+    return entries
 
 
 def controls_yaml(entries: dict[str, dict]) -> str:

@@ -1,5 +1,6 @@
-"""rootfree.study.controls: design entries for a comparison's untested failed search checks,
-checked against the rule's arithmetic and against the controls written by hand for P2 and P7."""
+"""rootfree.study.controls: design entries for a comparison's untested failed checks, checked
+against the rule's arithmetic, against the controls written by hand for P2 and P7, and against
+the stable settings that the tables name."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from rootfree.results.collect import PAPER_COLUMNS
 from rootfree.study import controls
 from rootfree.study.__main__ import CHECKS, OPTIMIZERS
 from rootfree.study.__main__ import main as study_main
@@ -32,8 +34,9 @@ BY_HAND = {
 # with the generator, which is no evidence for the generator itself
 GENERATED = {
     "p1_cnn": ["p1_psgd_kron_momentum"],
+    "p2_vit": ["p2_vit_rootfree_shampoo_stable"],
     "p2_equal": ["p2_equal_sgd_momentum", "p2_equal_rootfree_adam_lr_cov",
-                 "p2_equal_rootfree_shampoo_riemannian_momentum"],
+                 "p2_equal_rootfree_shampoo_riemannian_momentum", "p2_equal_adamw_stable"],
 }  # fmt: skip
 # failures whose hand-written controls followed another rule: P2's RootFreeShampoo weight decay
 # (x4, x16) and SGD momentum (lr / (1 - momentum) held); P7 GPT's RF-AdamW and SINGD momentum
@@ -78,7 +81,8 @@ def without_direct_tests(name: str, tables: Path) -> Path:
     validity = pd.read_csv(TABLES / name / "validity.csv")
     validity = validity[~validity["check"].str.startswith(controls.DIRECT)]
     validity.to_csv(out / "validity.csv", index=False)
-    (out / "comparison.csv").write_bytes((TABLES / name / "comparison.csv").read_bytes())
+    for table in ("comparison", "stability", "trials"):
+        (out / f"{table}.csv").write_bytes((TABLES / name / f"{table}.csv").read_bytes())
     return tables
 
 
@@ -88,11 +92,24 @@ def grid_values(entry: dict) -> tuple[str, str, list[float]]:
     return entry["optimizer"], key, values
 
 
+def generate(name: str, tmp_path: Path) -> dict[str, dict]:
+    """The generator's entries for question ``name``, from its tables without direct tests."""
+    question = make_questions(DESIGN, tmp_path)[name]
+    return controls.controls(question, without_direct_tests(name, tmp_path / "tables"))
+
+
 def proposals(name: str, tmp_path: Path) -> dict[tuple[str, str], list[float]]:
     """The generator's control values per (optimizer, key), from tables without direct tests."""
-    question = make_questions(DESIGN, tmp_path)[name]
-    generated = controls.controls(question, without_direct_tests(name, tmp_path / "tables"))
-    return {(o, k): v for o, k, v in map(grid_values, generated.values())}
+    return {(o, k): v for o, k, v in map(grid_values, generate(name, tmp_path).values())}
+
+
+def every_override(entry: dict) -> dict[str, dict[str, float]]:
+    """Per grid cell, each override's value: {label: {key: value}}."""
+    ((cells),) = entry["grid"].values()
+    return {
+        str(label): {k: float(v) for k, v in (o.split("=") for o in overrides)}
+        for label, overrides in cells.items()
+    }
 
 
 @pytest.mark.parametrize("name", sorted(BY_HAND))
@@ -113,22 +130,70 @@ def generated_keys(name: str) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("name", sorted(GENERATED))
 def test_generated_controls_are_in_the_design_as_proposed(name, tmp_path):
     """A generated entry still answers a failure the generator finds, with the values it gives."""
-    proposed = proposals(name, tmp_path)
+    generated = {(e["optimizer"], *e["grid"]): e for e in generate(name, tmp_path).values()}
     for entry in GENERATED[name]:
-        optimizer, key, values = grid_values(DESIGN[entry])
-        assert DESIGN[entry]["from"] == name, entry
-        assert proposed[(optimizer, key)] == pytest.approx(values, rel=2e-3), entry
+        designed = DESIGN[entry]
+        proposed = generated[(designed["optimizer"], *designed["grid"])]
+        for key in ("from", "optimizer", "references", "seeds", "answers"):
+            assert designed.get(key) == proposed.get(key), (entry, key)
+        proposed_cells = every_override(proposed)
+        for label, overrides in every_override(designed).items():
+            assert overrides == pytest.approx(proposed_cells.pop(label), rel=2e-3), entry
+        assert not proposed_cells, entry
 
 
 def test_the_command_prints_entries_that_the_design_check_accepts(tmp_path, capsys):
+    """Without p7_lstm's controls in the design, the command prints them as entries to paste."""
     tables = without_direct_tests("p7_lstm", tmp_path / "tables")
+    design = {n: q for n, q in DESIGN.items() if q.get("from") != "p7_lstm"}
+    (tmp_path / "design.yaml").write_text(yaml.safe_dump({"questions": design}, sort_keys=False))
     argv = ["controls", "--only", "p7_lstm", "--tables", str(tables), "--runs", str(tmp_path)]
-    assert study_main(argv) == 0
+    assert study_main([*argv, "--design", str(tmp_path / "design.yaml")]) == 0
     entries = yaml.safe_load(capsys.readouterr().out)
     assert entries and all(e["from"] == "p7_lstm" and e["seeds"] == 5 for e in entries.values())
     soap = entries["p7_lstm_soap_momentum"]
     assert soap["answers"] == "contained" and soap["references"] == ["soap", "adamw"]
-    check_design({**DESIGN, **entries}, OPTIMIZERS, CHECKS)
+    check_design({**design, **entries}, OPTIMIZERS, CHECKS)
+
+
+def test_the_command_leaves_out_the_entries_the_design_holds(tmp_path, capsys):
+    tables = without_direct_tests("p7_lstm", tmp_path / "tables")
+    argv = ["controls", "--only", "p7_lstm", "--tables", str(tables), "--runs", str(tmp_path)]
+    assert study_main(argv) == 0
+    first, *rest = capsys.readouterr().out.splitlines()
+    held = first.removeprefix("# in the design already: ").split(", ")
+    assert "p7_lstm_soap_momentum" in held and all(name in DESIGN for name in held)
+    printed = yaml.safe_load("\n".join(rest))
+    assert printed and not set(printed) & set(DESIGN)
+
+
+def stable_failures() -> list[tuple[str, str]]:
+    """(question, optimizer) of every failed `stable` check whose table names a stable setting."""
+    out = []
+    for path in sorted(TABLES.glob("*/stability.csv")):
+        validity = pd.read_csv(path.parent / "validity.csv")
+        failed = validity[(validity["criterion"] == "stable") & ~validity["passed"]]
+        named = pd.read_csv(path).dropna(subset=["stable_setting"])
+        out += [(path.parent.name, o) for o in named["optimizer"] if o in set(failed["optimizer"])]
+    return out
+
+
+@pytest.mark.parametrize("name, optimizer", stable_failures())
+def test_each_collapse_has_a_control_running_the_stable_setting(name, optimizer):
+    """The design reruns the trial that stability.csv names, with every hyperparameter it
+    searched, on all the question's seeds."""
+    stable = pd.read_csv(TABLES / name / "stability.csv").set_index("optimizer")
+    setting = stable.loc[optimizer, "stable_setting"]
+    trials = pd.read_csv(TABLES / name / "trials.csv")
+    trial = trials[trials["setting"] == setting].iloc[0]
+    entry = DESIGN[f"{name}_{optimizer}_stable"]
+    assert entry["from"] == name and entry["seeds"] == DESIGN[name]["seeds"]
+    ((label, overrides),) = every_override(entry).items()
+    assert label == setting
+    searched = {k for k in PAPER_COLUMNS if pd.notna(trial[k])}
+    assert set(overrides) == {f"optimizer.{k}" for k in searched}
+    for key in searched:
+        assert overrides[f"optimizer.{key}"] == pytest.approx(trial[key], rel=1e-9), key
 
 
 def test_a_question_without_tables_is_one_line_error(tmp_path, capsys):
@@ -138,17 +203,3 @@ def test_a_question_without_tables_is_one_line_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "p2_vit has no validity.csv" in line and "rootfree-study report" in line
-
-
-def test_the_stable_control_runs_the_setting_that_stability_md_names():
-    """p2_equal_adamw_stable copies AdamW's best stable setting out of the tables by hand; its
-    overrides are those of the trial stability.csv names."""
-    stable = pd.read_csv(TABLES / "p2_equal" / "stability.csv").set_index("optimizer")
-    setting = stable.loc["adamw", "stable_setting"]
-    trials = pd.read_csv(TABLES / "p2_equal" / "trials.csv")
-    trial = trials[trials["setting"] == setting].iloc[0]
-    ((name, overrides),) = DESIGN["p2_equal_adamw_stable"]["grid"]["setting"].items()
-    assert name == setting
-    for override in overrides:
-        key, value = override.removeprefix("optimizer.").split("=")
-        assert float(value) == pytest.approx(trial[key], rel=1e-9), key
