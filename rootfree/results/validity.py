@@ -201,13 +201,14 @@ def enough_seeds(chosen: pd.DataFrame, minimum: int = 5) -> pd.DataFrame:
 
 
 def plateaued(
-    frame: pd.DataFrame, chosen: pd.DataFrame, optimizer: str, fraction: float = 0.75
+    frame: pd.DataFrame, chosen: pd.DataFrame, optimizer: str | None = None, fraction: float = 0.75
 ) -> pd.DataFrame:
-    """``optimizer``'s mean validation accuracy (a language model's: loss, falling) gains less
-    than its seed CI over the last ``1 - fraction`` of training (the run has reached its
-    plateau)."""
+    """Each chosen setting's (``optimizer``'s only, where given) mean validation accuracy (a
+    language model's: loss, falling) gains less than its seed CI after the last evaluation at
+    or before ``fraction`` of training (the run has reached its plateau)."""
     rows = []
-    for _, cell in chosen[chosen["optimizer"] == optimizer].iterrows():
+    mine = chosen if optimizer is None else chosen[chosen["optimizer"] == optimizer]
+    for _, cell in mine.iterrows():
         runs = _chosen_runs(frame, cell)
         runs = runs.assign(score=signed_score(runs)).dropna(subset=["score"])
         curve = runs.groupby("epoch")["score"].mean()

@@ -104,6 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def holder(name: str, entry: dict, design: dict) -> str | None:
+    """The design's entry that holds ``entry``: by name, or a question that answers the same
+    check of the same optimizer of the same comparison; None if none does."""
+    same = ("from", "optimizer", "answers")
+    if name in design:
+        return name
+    if "answers" not in entry:
+        return None
+    return next((n for n, q in design.items() if all(q.get(k) == entry[k] for k in same)), None)
+
+
 def _controls(questions: list, tables: Path, design: dict) -> int:
     """Print the design entries that test the comparisons' untested failed checks, less those
     the design holds already (planned, not yet run)."""
@@ -116,10 +127,11 @@ def _controls(questions: list, tables: Path, design: dict) -> int:
         }
     except FileNotFoundError as error:
         fail(f"--tables: {error}")
-    planned = [name for name in entries if name in design]
+    held = {name: holder(name, entry, design) for name, entry in entries.items()}
+    planned = [n if n == h else f"{n} (as {h})" for n, h in held.items() if h]
     if planned:
         print(f"# in the design already: {', '.join(planned)}")
-    new = {name: entry for name, entry in entries.items() if name not in design}
+    new = {name: entry for name, entry in entries.items() if not held[name]}
     print(controls_yaml(new).rstrip("\n") if new else "# no untested failed check lacks a control")
     return 0
 

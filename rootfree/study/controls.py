@@ -1,8 +1,9 @@
-"""Controls for a comparison's failed search checks, as design entries to paste into the study:
+"""Controls for a comparison's failed checks, as design entries to paste into the study:
 each failed `bracketed` or `contained` row that no derived question tests yet becomes a derived
 question that reruns the chosen setting one factor 1.5 and one 2.25 past the end it sits at.
 A decay (momentum) that those factors would take to 1 or past moves by 1 - value halved and
-quartered instead. Its verdict then answers the check (rootfree.results.validity).
+quartered instead. A failed `plateau` row becomes the chosen setting trained twice as long.
+Their verdicts then answer the check (rootfree.results.validity).
 A failed `stable` check becomes a question that runs, on every seed, the best setting whose
 search run never collapses (stability.csv), beside every optimizer compared: it answers no
 check, since whether a lead rests on an unstable setting is read as a comparison."""
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from rootfree.compose import compose_overrides
 from rootfree.optim import get_optimizer_spec
 from rootfree.optim.spec import PAPER_DECAYS
 from rootfree.results.collect import PAPER_COLUMNS
@@ -23,6 +25,7 @@ from rootfree.study.report import DIRECT
 
 CHECKS = ("bracketed", "contained")  # the checks whose concern a value past an end tests
 FACTORS = (1.5, 2.25)
+PLATEAU = ("plateau",)  # the check whose concern a longer run tests
 
 
 def past_end(value: float, key: str, side: str) -> list[float]:
@@ -34,21 +37,52 @@ def past_end(value: float, key: str, side: str) -> list[float]:
     return [value * factor for factor in FACTORS]
 
 
-def untested_failures(validity: pd.DataFrame) -> list[tuple[str, str, str, str]]:
-    """(optimizer, criterion, key, side) of each failed search check that no row of a direct
-    test covers (a derived question answering that criterion for that optimizer)."""
+def untested(validity: pd.DataFrame, criteria: tuple[str, ...]) -> list:
+    """The failed rows of ``criteria`` that no row of a direct test covers (a derived question
+    answering that criterion for that optimizer)."""
     tested = {
         (row.optimizer, row.criterion)
         for row in validity.itertuples()
         if str(row.check).startswith(DIRECT)
     }
+    return [
+        row
+        for row in validity.itertuples()
+        if row.criterion in criteria
+        and not bool(row.passed)
+        and (row.optimizer, row.criterion) not in tested
+    ]
+
+
+def untested_failures(validity: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """(optimizer, criterion, key, side) of each failed search check that no direct test
+    covers."""
     out = []
-    for row in validity.itertuples():
-        failed = row.criterion in CHECKS and not bool(row.passed)
+    for row in untested(validity, CHECKS):
         edge = tightest_edge(str(row.check))
-        if failed and edge and (row.optimizer, row.criterion) not in tested:
+        if edge:
             out.append((row.optimizer, row.criterion, *edge))
     return out
+
+
+def derived_entry(
+    question: Question, optimizer: str, title: str, grid: dict, references: list, **extra
+) -> dict:
+    """A derived question on ``question``'s chosen ``optimizer``: its seeds and cell minutes
+    (times ``extra["scale"]``), and ``extra["answers"]``, the check it answers, if any."""
+    entry = {
+        "title": f"{question.name}, {optimizer}: {title}",
+        "kind": "derived",
+        "from": question.name,
+        "optimizer": optimizer,
+        "grid": grid,
+        "references": references,
+        "seeds": question.spec["seeds"],
+    }
+    if "answers" in extra:
+        entry["answers"] = extra["answers"]
+    minutes = extra.get("scale", 1) * cell_minutes(question.spec["minutes"], optimizer)
+    return entry | {"checks": [], "minutes": {"default": minutes}}
 
 
 def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tuple[str, dict]:
@@ -59,40 +93,45 @@ def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tupl
     counterpart = get_optimizer_spec(optimizer).counterpart
     compared = question.spec["optimizers"]
     other = counterpart if counterpart in compared else "adamw" if "adamw" in compared else None
-    entry = {
-        "title": f"{question.name}, {optimizer}: the chosen setting at a "
-        f"{'lower' if side == 'low' else 'higher'} {key} (its {criterion} check failed)",
-        "kind": "derived",
-        "from": question.name,
-        "optimizer": optimizer,
-        "grid": {key: grid},
-        "references": [optimizer] + ([other] if other and other != optimizer else []),
-        "seeds": question.spec["seeds"],
-        "answers": criterion,
-        "checks": [],
-        "minutes": {"default": cell_minutes(question.spec["minutes"], optimizer)},
-    }
+    title = (
+        f"the chosen setting at a {'lower' if side == 'low' else 'higher'} {key} "
+        f"(its {criterion} check failed)"
+    )
+    references = [optimizer] + ([other] if other and other != optimizer else [])
+    entry = derived_entry(question, optimizer, title, {key: grid}, references, answers=criterion)
+    return f"{question.name}_{optimizer}_{key}", entry
+
+
+def budget_entry(question: Question, optimizer: str) -> tuple[str, dict]:
+    """(name, design entry) of the derived question that trains ``optimizer``'s chosen setting
+    for twice the question's epochs (or steps), evaluating half as often."""
+    trainer = compose_overrides(question.overrides(optimizer, {}, 0))["trainer"]
+    key = "max_steps" if trainer.get("max_steps") else "epochs"
+    length = 2 * trainer[key]
+    overrides = [f"trainer.{key}={length}"]
+    if trainer.get("eval_every"):
+        overrides.append(f"trainer.eval_every={2 * trainer['eval_every']}")
+    title = (
+        f"the chosen setting trained for {length} {key.replace('_', ' ')} instead of "
+        f"{trainer[key]} (its plateau check failed)"
+    )
+    grid = {key: {str(length): overrides}}
+    entry = derived_entry(question, optimizer, title, grid, [optimizer], answers="plateau", scale=2)
     return f"{question.name}_{optimizer}_{key}", entry
 
 
 def stable_entry(question: Question, optimizer: str, trial: pd.Series) -> tuple[str, dict]:
     """(name, design entry) of the derived question that reruns ``trial``, the best search trial
-    of ``optimizer`` that never collapses, on every seed of ``question``."""
+    of ``optimizer`` that never collapses, on every seed of ``question``, beside every
+    optimizer it compares."""
     space = question.space(optimizer)
     keys = [k for k in PAPER_COLUMNS if k in space] + [k for k in space if k not in PAPER_COLUMNS]
-    compared = question.spec["optimizers"]
-    entry = {
-        "title": f"{question.name}, {optimizer}: the best setting whose search run never "
-        "collapses, on every seed (its stable check failed)",
-        "kind": "derived",
-        "from": question.name,
-        "optimizer": optimizer,
-        "grid": {"setting": {trial["setting"]: [f"optimizer.{k}={trial[k]:.4g}" for k in keys]}},
-        "references": [optimizer, *(o for o in compared if o != optimizer)],
-        "seeds": question.spec["seeds"],
-        "checks": [],
-        "minutes": {"default": cell_minutes(question.spec["minutes"], optimizer)},
-    }
+    grid = {"setting": {trial["setting"]: [f"optimizer.{k}={trial[k]:.4g}" for k in keys]}}
+    others = [o for o in question.spec["optimizers"] if o != optimizer]
+    title = (
+        "the best setting whose search run never collapses, on every seed (its stable check failed)"
+    )
+    entry = derived_entry(question, optimizer, title, grid, [optimizer, *others])
     return f"{question.name}_{optimizer}_stable", entry
 
 
@@ -117,8 +156,8 @@ def read_tables(question: Question, tables: Path, *names: str) -> list[pd.DataFr
 
 
 def controls(question: Question, tables: Path) -> dict[str, dict]:
-    """Design entries for every untested failed search check of ``question`` and every failed
-    stable check, read from its tables as ``make tables`` writes them."""
+    """Design entries for every untested failed search or plateau check of ``question`` and
+    every failed stable check, read from its tables as ``make tables`` writes them."""
     validity, comparison, stability, trials = read_tables(
         question, tables, "validity", "comparison", "stability", "trials"
     )
@@ -127,6 +166,7 @@ def controls(question: Question, tables: Path) -> dict[str, dict]:
         control_entry(question, chosen.loc[failure[0]], failure)
         for failure in untested_failures(validity)
     )
+    entries.update(budget_entry(question, row.optimizer) for row in untested(validity, PLATEAU))
     by_setting = trials.drop_duplicates("setting").set_index("setting", drop=False)
     for optimizer, setting in unstable(validity, stability):
         entries.update([stable_entry(question, optimizer, by_setting.loc[setting])])

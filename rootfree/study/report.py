@@ -45,7 +45,7 @@ CHECKS = {
     "warm": lambda frame, scores, chosen, q: validity.warm_preconditioner(frame, chosen),
     "tuning": lambda frame, scores, chosen, q: validity.tuning_saturated(scores, chosen),
     "seeds": lambda frame, scores, chosen, q: validity.enough_seeds(chosen, q.spec["seeds"]),
-    "plateau": lambda frame, scores, chosen, q: validity.plateaued(frame, chosen, "adamw"),
+    "plateau": lambda frame, scores, chosen, q: validity.plateaued(frame, chosen),
     "stable": lambda frame, scores, chosen, q: validity.stable(scores, chosen),
     "bracketed": lambda frame, scores, chosen, q: validity.bracketed(
         scores, chosen, {o: q.space(o) for o in q.spec["optimizers"]}, q.spec["margin"]

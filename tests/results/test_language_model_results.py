@@ -77,22 +77,31 @@ def test_a_language_models_plateau_and_tuning_checks_read_its_falling_loss(tmp_p
     from rootfree.results.validity import plateaued, tuning_saturated
 
     for seed, wobble in enumerate((0.0, 0.01, -0.01)):
-        write_run(
-            tmp_path,
-            f"falling{seed}",
-            optimizer=ADAM(1e-3),
-            seed=seed,
-            dataset="shakespeare",
-            model="lstm",
-            val=[0.5] * 4,
-            test=[0.5] * 4,
-            losses=([3.0, 2.0, 1.6 + wobble, 1.2 + wobble], [3.0, 2.0, 1.6, 1.2]),
-        )
+        falling = ([3.0, 2.0, 1.6 + wobble, 1.2 + wobble], [3.0, 2.0, 1.6, 1.2])
+        flat = [1.5 + wobble, 1.4 + wobble, 1.4 - wobble, 1.4 + wobble]
+        for name, optimizer, losses in (
+            ("falling", ADAM(1e-3), falling),
+            ("flat", SGD(0.1), (flat, flat)),
+        ):
+            write_run(
+                tmp_path,
+                f"{name}{seed}",
+                optimizer=optimizer,
+                seed=seed,
+                dataset="shakespeare",
+                model="lstm",
+                val=[0.5] * 4,
+                test=[0.5] * 4,
+                losses=losses,
+            )
     frame = collect_runs(tmp_path)
     scores = run_scores(frame)
     chosen = select_best(scores)
     row = plateaued(frame, chosen, "adamw").iloc[0]
     assert math.isclose(row["value"], 0.4) and not row["passed"]  # the loss still falls by 0.4
+    every = plateaued(frame, chosen).set_index("optimizer")  # each chosen setting's own curve
+    assert sorted(every.index) == ["adamw", "sgd"] and not every.loc["adamw", "passed"]
+    assert abs(every.loc["sgd", "value"]) < 0.01 and every.loc["sgd", "passed"]
     tuning = tuning_saturated(scores, chosen).iloc[0]
     assert tuning["value"] == 0.0  # one trial: no gain from more
 

@@ -25,7 +25,8 @@ TABLES = ROOT / "results" / "study"
 BY_HAND = {
     "p1_cnn": ["p1_adamw_lr"],
     "p2_vit": ["p2_shampoo_lr_cov", "p2_singd_weight_decay", "p2_soap_lr", "p2_klsoap_lr",
-               "p2_psgd_lr", "p2_klshampoo_momentum"],
+               "p2_psgd_lr", "p2_klshampoo_momentum", "p2_budget"],
+    "p2_equal": ["p2_equal_budget"],
     "p7_gpt": ["p7_gpt_adamw_lr", "p7_gpt_rfshampoo_lr", "p7_gpt_shampoo_lr",
                "p7_gpt_klshampoo_lr", "p7_gpt_psgd_lr", "p7_gpt_soap_momentum",
                "p7_gpt_klsoap_momentum"],
@@ -36,13 +37,23 @@ GENERATED = {
     "p1_cnn": ["p1_psgd_kron_momentum"],
     "p2_vit": ["p2_vit_rootfree_shampoo_stable"],
     "p2_equal": ["p2_equal_sgd_momentum", "p2_equal_rootfree_adam_lr_cov",
-                 "p2_equal_rootfree_shampoo_riemannian_momentum", "p2_equal_adamw_stable"],
+                 "p2_equal_rootfree_shampoo_riemannian_momentum", "p2_equal_adamw_stable",
+                 "p2_equal_sgd_epochs", "p2_equal_rootfree_rmsprop_epochs",
+                 "p2_equal_shampoo_epochs"],
+}  # fmt: skip
+# failed `plateau` checks (read on every optimizer's curve since the P2 and P7 searches ran)
+# whose longer-training control the command prints but the design does not hold: not run
+NOT_DESIGNED = {
+    "p2_vit": {"kl_shampoo", "muon", "rootfree_adam", "rootfree_rmsprop", "sgd", "singd"},
+    "p7_gpt": {"adamw", "kl_shampoo", "kl_soap", "muon", "psgd_kron", "rootfree_adam",
+               "rootfree_shampoo", "sgd", "shampoo", "singd", "soap"},
 }  # fmt: skip
 # failures whose hand-written controls followed another rule: P2's RootFreeShampoo weight decay
 # (x4, x16) and SGD momentum (lr / (1 - momentum) held); P7 GPT's RF-AdamW and SINGD momentum
 # (rounded to 0.9 and 0.95)
 OTHER_RULES = {
     "p1_cnn": set(),
+    "p2_equal": set(),
     "p2_vit": {("rootfree_shampoo", "weight_decay"), ("sgd", "momentum")},
     "p7_gpt": {("rootfree_adam", "momentum"), ("singd", "momentum")},
 }
@@ -120,7 +131,8 @@ def test_the_controls_match_those_written_by_hand(name, tmp_path):
     for hand in BY_HAND[name]:
         optimizer, key, values = grid_values(DESIGN[hand])
         assert proposed.pop((optimizer, key)) == pytest.approx(values[:2], rel=2e-3), hand
-    assert set(proposed) - generated_keys(name) == OTHER_RULES[name]
+    undesigned = {(o, "epochs") for o in NOT_DESIGNED.get(name, ())}
+    assert set(proposed) - generated_keys(name) - undesigned == OTHER_RULES[name]
 
 
 def generated_keys(name: str) -> set[tuple[str, str]]:
@@ -162,7 +174,9 @@ def test_the_command_leaves_out_the_entries_the_design_holds(tmp_path, capsys):
     assert study_main(argv) == 0
     first, *rest = capsys.readouterr().out.splitlines()
     held = first.removeprefix("# in the design already: ").split(", ")
-    assert "p7_lstm_soap_momentum" in held and all(name in DESIGN for name in held)
+    assert "p7_lstm_soap_momentum" in held  # by name
+    assert "p7_lstm_adamw_lr_cov (as p7_adamw_lr_cov)" in held  # answers the same check
+    assert all(item.split(" (as ")[-1].rstrip(")") in DESIGN for item in held)
     printed = yaml.safe_load("\n".join(rest))
     assert printed and not set(printed) & set(DESIGN)
 
