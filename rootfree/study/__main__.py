@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from rootfree.optim import OPTIMIZERS
-from rootfree.study.controls import controls, controls_yaml
+from rootfree.study.controls import controls, controls_yaml, holder
 from rootfree.study.design import DESIGN, check_design, plan
 from rootfree.study.kinds import make_questions
 from rootfree.study.launchers import LAUNCHERS, make_launch
@@ -102,17 +102,6 @@ def _parser() -> argparse.ArgumentParser:
         help="a submitit parameter over conf/hydra/launcher/slurm.yaml's, e.g. slurm_partition=gpu",
     )
     return parser
-
-
-def holder(name: str, entry: dict, design: dict) -> str | None:
-    """The design's entry that holds ``entry``: by name, or a question that answers the same
-    check of the same optimizer of the same comparison; None if none does."""
-    same = ("from", "optimizer", "answers")
-    if name in design:
-        return name
-    if "answers" not in entry:
-        return None
-    return next((n for n, q in design.items() if all(q.get(k) == entry[k] for k in same)), None)
 
 
 def _controls(questions: list, tables: Path, design: dict) -> int:

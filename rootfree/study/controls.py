@@ -66,10 +66,16 @@ def untested_failures(validity: pd.DataFrame) -> list[tuple[str, str, str, str]]
 
 
 def derived_entry(
-    question: Question, optimizer: str, title: str, grid: dict, references: list, **extra
+    question: Question,
+    optimizer: str,
+    title: str,
+    grid: dict,
+    references: list,
+    answers: str | None = None,
+    scale: float = 1,
 ) -> dict:
-    """A derived question on ``question``'s chosen ``optimizer``: its seeds and cell minutes
-    (times ``extra["scale"]``), and ``extra["answers"]``, the check it answers, if any."""
+    """A derived question on ``question``'s chosen ``optimizer``: its seeds, its cell minutes
+    times ``scale``, and the check it ``answers``, if any."""
     entry = {
         "title": f"{question.name}, {optimizer}: {title}",
         "kind": "derived",
@@ -79,9 +85,9 @@ def derived_entry(
         "references": references,
         "seeds": question.spec["seeds"],
     }
-    if "answers" in extra:
-        entry["answers"] = extra["answers"]
-    minutes = extra.get("scale", 1) * cell_minutes(question.spec["minutes"], optimizer)
+    if answers:
+        entry["answers"] = answers
+    minutes = scale * cell_minutes(question.spec["minutes"], optimizer)
     return entry | {"checks": [], "minutes": {"default": minutes}}
 
 
@@ -125,7 +131,10 @@ def stable_entry(question: Question, optimizer: str, trial: pd.Series) -> tuple[
     of ``optimizer`` that never collapses, on every seed of ``question``, beside every
     optimizer it compares."""
     space = question.space(optimizer)
-    keys = [k for k in PAPER_COLUMNS if k in space] + [k for k in space if k not in PAPER_COLUMNS]
+    unread = [k for k in space if k not in trial]
+    if unread:
+        raise ValueError(f"{optimizer}'s stable control: trials.csv has no column {unread}")
+    keys = [k for k in PAPER_COLUMNS if k in space]
     grid = {"setting": {trial["setting"]: [f"optimizer.{k}={trial[k]:.4g}" for k in keys]}}
     others = [o for o in question.spec["optimizers"] if o != optimizer]
     title = (
@@ -137,9 +146,7 @@ def stable_entry(question: Question, optimizer: str, trial: pd.Series) -> tuple[
 
 def unstable(validity: pd.DataFrame, stability: pd.DataFrame) -> list[tuple[str, str]]:
     """(optimizer, stable setting) of each failed `stable` check that has a stable setting."""
-    failed = set(
-        validity.loc[(validity["criterion"] == "stable") & ~validity["passed"], "optimizer"]
-    )
+    failed = {row.optimizer for row in untested(validity, ("stable",))}
     named = stability[stability["optimizer"].isin(failed) & stability["stable_setting"].notna()]
     return list(zip(named["optimizer"], named["stable_setting"]))
 
@@ -171,6 +178,17 @@ def controls(question: Question, tables: Path) -> dict[str, dict]:
     for optimizer, setting in unstable(validity, stability):
         entries.update([stable_entry(question, optimizer, by_setting.loc[setting])])
     return entries
+
+
+def holder(name: str, entry: dict, design: dict) -> str | None:
+    """The design's entry that holds ``entry``: by name, or a question that answers the same
+    check of the same optimizer of the same comparison; None if none does."""
+    same = ("from", "optimizer", "answers")
+    if name in design:
+        return name
+    if "answers" not in entry:
+        return None
+    return next((n for n, q in design.items() if all(q.get(k) == entry[k] for k in same)), None)
 
 
 def controls_yaml(entries: dict[str, dict]) -> str:

@@ -221,3 +221,13 @@ def test_a_question_without_tables_is_one_line_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "p2_vit has no validity.csv" in line and "rootfree-study report" in line
+
+
+def test_a_stable_control_needs_every_searched_key_in_the_trials_table(tmp_path):
+    """Muon searches adam_lr, which trials.csv does not hold: no silent control without it."""
+    question = make_questions(DESIGN, tmp_path)["p2_vit"]
+    trial = pd.Series({"setting": "abc", **{k: 0.1 for k in PAPER_COLUMNS}})
+    with pytest.raises(ValueError, match="adam_lr"):
+        controls.stable_entry(question, "muon", trial)
+    name, entry = controls.stable_entry(question, "adamw", trial)
+    assert name == "p2_vit_adamw_stable" and entry["references"][0] == "adamw"
