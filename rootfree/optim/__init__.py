@@ -22,6 +22,8 @@ from rootfree.optim.vocabulary import (
     config_keys,
     from_paper_hparams,
     optimizer_arguments,
+    searched_arguments,
+    searched_only,
     to_paper_hparams,
 )
 
@@ -49,6 +51,8 @@ __all__ = [
     "register_optimizer",
     "rootfree_adam",
     "rootfree_rmsprop",
+    "searched_arguments",
+    "searched_only",
     "to_paper_hparams",
     "weight_decay_param_groups",
 ]

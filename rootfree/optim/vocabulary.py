@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rootfree.optim.registry import get_optimizer_spec
+from rootfree.optim.registry import OPTIMIZERS, get_optimizer_spec
 from rootfree.optim.spec import TRAINER_KEYS, argument_defaults
 
 
@@ -28,6 +28,19 @@ def to_paper_hparams(name: str, hparams: Mapping[str, Any]) -> dict[str, float]:
             value = value[where.index]
         paper[paper_name] = _complement(value) if where.complement else value
     return paper
+
+
+def searched_arguments(name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments ``name`` searches that have no paper name (Muon's adam_lr), defaults
+    filled in, so every axis of a search can be read beside the paper's."""
+    spec = get_optimizer_spec(name)
+    arguments = {**argument_defaults(spec), **hparams}
+    return {key: arguments[key] for key in spec.search if key not in spec.paper_names}
+
+
+def searched_only() -> list[str]:
+    """Every registered optimizer's searched arguments that have no paper name, sorted."""
+    return sorted({k for s in OPTIMIZERS.values() for k in s.search if k not in s.paper_names})
 
 
 def from_paper_hparams(name: str, **paper: float) -> dict[str, Any]:

@@ -11,7 +11,12 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from rootfree.optim import get_optimizer_spec, optimizer_arguments, to_paper_hparams
+from rootfree.optim import (
+    get_optimizer_spec,
+    optimizer_arguments,
+    searched_arguments,
+    to_paper_hparams,
+)
 from rootfree.record import RunRecord, budget_id, iter_runs, setting_id
 from rootfree.results.budget import budget_labels, budget_settings
 
@@ -47,7 +52,8 @@ def _base_row(record: RunRecord) -> dict:
     optimizer = dict(config["optimizer"])
     name = optimizer.pop("name")
     get_optimizer_spec(name)
-    paper = to_paper_hparams(name, optimizer_arguments(name, optimizer))
+    arguments = optimizer_arguments(name, optimizer)
+    paper = to_paper_hparams(name, arguments)
     return {
         "run": record.name,
         "status": record.state,
@@ -63,6 +69,7 @@ def _base_row(record: RunRecord) -> dict:
         "selection_split": config["dataset"].get("selection_split", "val"),
         **run_provenance(record),
         **{column: paper.get(column) for column in PAPER_COLUMNS},
+        **searched_arguments(name, arguments),
         **{key: (record.final_eval or {}).get(key) for key in FINAL_EVAL_COLUMNS},
     }
 

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from rootfree.compose import compose_overrides
-from rootfree.optim import get_optimizer_spec
+from rootfree.optim import get_optimizer_spec, searched_only
 from rootfree.optim.spec import PAPER_DECAYS
 from rootfree.results.collect import PAPER_COLUMNS
 from rootfree.results.validity import tightest_edge
@@ -134,7 +134,7 @@ def stable_entry(question: Question, optimizer: str, trial: pd.Series) -> tuple[
     unread = [k for k in space if k not in trial]
     if unread:
         raise ValueError(f"{optimizer}'s stable control: trials.csv has no column {unread}")
-    keys = [k for k in PAPER_COLUMNS if k in space]
+    keys = [k for k in (*PAPER_COLUMNS, *searched_only()) if k in space]
     grid = {"setting": {trial["setting"]: [f"optimizer.{k}={trial[k]:.4g}" for k in keys]}}
     others = [o for o in question.spec["optimizers"] if o != optimizer]
     title = (

@@ -259,7 +259,8 @@ def _check_holm(name: str, spec: dict, bad) -> None:
 
 
 def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:
-    """``rerun_of``: a comparison with the same optimizers and overrides searched with another
+    """``rerun_of``: a comparison with the same optimizers, overrides, sampler and Holm families
+    searched with another
     ``sampler_seed`` (the next one is stage 2's, so two apart at least)."""
     others = [
         n for n, q in design.items() if n != name and q.get("kind", "comparison") == "comparison"
@@ -267,7 +268,7 @@ def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:
     source = design.get(spec["rerun_of"])
     if spec["rerun_of"] not in others:
         raise bad(name, "rerun_of", spec["rerun_of"], others)
-    for key in ("optimizers", "overrides", "sampler"):
+    for key in ("optimizers", "overrides", "sampler", "holm"):
         if source.get(key) != spec.get(key):
             raise ValueError(f"{name}.{key}: a rerun of {spec['rerun_of']} must have its {key}")
     seeds = {int(q.get("sampler_seed", 1)) for q in (source, spec)}

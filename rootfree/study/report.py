@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from rootfree.compose import compose_overrides
+from rootfree.optim import searched_only
 from rootfree.record import read_run
 from rootfree.results import validity
 from rootfree.results.collect import PAPER_COLUMNS, collect, run_provenance
 from rootfree.results.latex import write_latex
 from rootfree.results.plots import error_curves, sweep_curves, tuning_curves
-from rootfree.results.rerun import search_rerun_table
+from rootfree.results.rerun import rerun_readings, search_rerun_table
 from rootfree.results.robustness import robustness_table
 from rootfree.results.select import CELL, run_scores, select_best
 from rootfree.results.stability import stability_markdown, worst_drop
@@ -76,6 +77,13 @@ def with_mdd(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(mdd=mdd)
 
 
+def comparison(question: Question, scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The comparison table of the ``chosen`` settings: gaps to SGD and AdamW, paired gaps to
+    counterparts, each p-value with its Holm-adjusted twin (within the question's families)."""
+    table = with_gap_to(with_mdd(comparison_table(scores, chosen)), scores, chosen, "adamw")
+    return with_holm(table, question.spec.get("holm"))
+
+
 def report_question(
     question: Question, everything: dict[str, Question], records: Path, out: Path
 ) -> pd.DataFrame:
@@ -84,9 +92,7 @@ def report_question(
     scores = run_scores(frame)
     chosen = select_best(scores)
     out.mkdir(parents=True, exist_ok=True)
-    table = comparison_table(scores, chosen)
-    table = with_gap_to(with_mdd(table), scores, chosen, "adamw")
-    table = with_holm(table, question.spec.get("holm"))
+    table = comparison(question, scores, chosen)
     table.to_csv(out / "comparison.csv", index=False, float_format="%.6g")
     title = f"{question.spec['title']} (final epoch; {len(frame['run'].unique())} runs)"
     (out / "comparison.md").write_text(compact_markdown(table, title) + skipped_note(skipped))
@@ -174,24 +180,44 @@ def chosen_runs(source: Question, optimizer: str) -> list[list[str]] | None:
 
 def write_rerun(question: Question, records: Path, out: Path) -> None:
     """rerun.md: per optimizer, the test accuracy of the chosen setting of ``rerun_of``'s
-    search and of this rerun of it (another sampler seed), and how far it moved."""
-    searches = []
+    search and of this rerun of it (another sampler seed), and how far it moved; then each
+    reading of the first search's comparison beside the rerun's and whether it survives."""
+    searches, tables = [], []
     for name in (question.spec["rerun_of"], question.name):
         scores = run_scores(collect(records / name)[0])
         searches.append((scores, select_best(scores)))
+        tables.append(comparison(question, *searches[-1]))
     table = search_rerun_table(*searches)
     table.to_csv(out / "rerun.csv", index=False, float_format="%.6g")
     percent = "test_acc" in table  # accuracies in %, a language model's losses as they are
     scaled = ("test_acc", "rerun_test_acc", "moved", "moved_ci95") if percent else ()
-    shown = table.assign(**{c: table[c] * 100 for c in scaled})
     text = (
         f"# {question.name}: {question.spec['rerun_of']}'s search rerun with sampler seed "
         f"{question.sampler_seed()}\n\nTest {'accuracy in %' if percent else 'loss in nats'} of "
         "each search's chosen setting (mean "
         "over its seeds); same_setting: both searches chose one setting; moved: the rerun's minus "
         "the first's, with Welch's 95% CI: how far the choice depends on the search's draws.\n\n"
+        + _markdown(table.assign(**{c: table[c] * 100 for c in scaled}))
     )
-    (out / "rerun.md").write_text(text + _markdown(shown) + "\n")
+    readings = rerun_readings(*tables)
+    if not readings.empty:
+        readings.to_csv(out / "rerun_readings.csv", index=False, float_format="%.6g")
+        text += readings_section(readings, percent)
+    (out / "rerun.md").write_text(text + "\n")
+
+
+def readings_section(readings: pd.DataFrame, percent: bool) -> str:
+    """rerun.md's second part: each reading of both searches, and whether it survives."""
+    differences = [f"{s}_{c}" for s in ("first", "rerun") for c in ("diff", "ci95")]
+    shown = readings.assign(**{c: readings[c] * 100 for c in differences if percent})
+    return (
+        "\n\n## Each reading in both searches\n\nEvery difference of the first search's "
+        "comparison.csv (optimizer minus versus: Welch, or paired by seed) with its 95% CI and "
+        "Holm-adjusted p, beside the same difference in the rerun's; verdict: resolved (Holm p "
+        "< 0.05) in both with one sign (holds), in neither, in one only, or both ways "
+        "(reverses); untested: a side has too few seeds. rerun_readings.csv holds it.\n\n"
+        + _markdown(shown)
+    )
 
 
 def unanswered(checks: pd.DataFrame) -> int:
@@ -224,9 +250,10 @@ def write_checks(question: Question, checks: pd.DataFrame, out: Path) -> None:
 
 def write_trials(scores: pd.DataFrame, out: Path) -> None:
     """trials.csv: every run of the question (search trials and reseeded settings) with its
-    hyperparameters in the paper's names, status and final scores, for claims about a search
+    hyperparameters in the paper's names (and each searched one without a paper name, such as
+    Muon's adam_lr), status and final scores, for claims about a search
     (which trials diverged, where they lie) that no summary table holds."""
-    columns = ["optimizer", "seed", "run", "setting", "status", *PAPER_COLUMNS]
+    columns = ["optimizer", "seed", "run", "setting", "status", *PAPER_COLUMNS, *searched_only()]
     columns += [c for c in scores if c.startswith(("val_", "test_"))]
     columns += ["worst_acc_drop", "loss_spike"]
     trials = scores[[c for c in columns if c in scores]].dropna(axis=1, how="all")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -223,11 +224,42 @@ def test_a_question_without_tables_is_one_line_error(tmp_path, capsys):
     assert "p2_vit has no validity.csv" in line and "rootfree-study report" in line
 
 
-def test_a_stable_control_needs_every_searched_key_in_the_trials_table(tmp_path):
-    """Muon searches adam_lr, which trials.csv does not hold: no silent control without it."""
+def test_a_stable_control_sets_every_searched_key_and_refuses_a_table_without_one(tmp_path):
+    """Muon also searches adam_lr, which has no paper name: its control sets it, and a trials
+    table without it is a one-line error, not a control that silently drops a searched key."""
     question = make_questions(DESIGN, tmp_path)["p2_vit"]
-    trial = pd.Series({"setting": "abc", **{k: 0.1 for k in PAPER_COLUMNS}})
+    trial = {"setting": "abc", **{k: 0.1 for k in PAPER_COLUMNS}}
     with pytest.raises(ValueError, match="adam_lr"):
-        controls.stable_entry(question, "muon", trial)
-    name, entry = controls.stable_entry(question, "adamw", trial)
-    assert name == "p2_vit_adamw_stable" and entry["references"][0] == "adamw"
+        controls.stable_entry(question, "muon", pd.Series(trial))
+    name, entry = controls.stable_entry(question, "muon", pd.Series({**trial, "adam_lr": 0.003}))
+    assert name == "p2_vit_muon_stable" and entry["references"][0] == "muon"
+    assert every_override(entry)["abc"]["optimizer.adam_lr"] == pytest.approx(0.003)
+    name, entry = controls.stable_entry(question, "adamw", pd.Series(trial))
+    assert name == "p2_vit_adamw_stable" and "optimizer.adam_lr" not in every_override(entry)["abc"]
+
+
+def test_the_trials_table_holds_muons_adam_lr_as_each_run_ran_it():
+    """Read from the run records' configs, not through the code that writes the table."""
+    trials = pd.read_csv(TABLES / "p2_vit" / "trials.csv").set_index("run")
+    muon = trials[trials["optimizer"] == "muon"]
+    assert len(muon) > 16 and trials.loc[trials["optimizer"] != "muon", "adam_lr"].isna().all()
+    for run, value in muon["adam_lr"].items():
+        config = yaml.safe_load((TABLES / "runs" / "p2_vit" / run / "config.yaml").read_text())
+        assert value == pytest.approx(config["optimizer"]["adam_lr"], rel=1e-5), run
+
+
+@pytest.mark.parametrize("name", ["p2_vit", "p7_gpt"])
+def test_bracketed_reads_muons_adam_lr_too(name, tmp_path):
+    """The factor by which Muon's chosen setting lies inside its space, over every searched key
+    (adam_lr included), worked out from trials.csv and the space's bounds."""
+    space = make_questions(DESIGN, tmp_path)[name].space("muon")
+    row = pd.read_csv(TABLES / name / "comparison.csv").set_index("optimizer").loc["muon"]
+    trials = pd.read_csv(TABLES / name / "trials.csv")
+    trial = trials[(trials["optimizer"] == "muon") & (trials["seed"] == 0)]
+    for key in ("lr", "momentum", "weight_decay"):
+        trial = trial[np.isclose(trial[key], row[key], rtol=1e-3)]
+    trial = trial.iloc[0]
+    factors = [f for k, (lo, hi, _) in space.items() for f in (trial[k] / lo, hi / trial[k])]
+    validity = pd.read_csv(TABLES / name / "validity.csv")
+    check = validity[(validity["optimizer"] == "muon") & (validity["criterion"] == "bracketed")]
+    assert check["value"].iloc[0] == pytest.approx(min(factors), rel=1e-4)

@@ -414,6 +414,21 @@ def test_a_bad_design_is_refused_in_one_line_naming_the_key(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("key", ["optimizers", "holm"])
+def test_a_rerun_that_changes_what_its_tables_compare_is_refused(tmp_path, capsys, key):
+    """A rerun's readings are set beside the first search's, so both must compare the same
+    optimizers with the same Holm families."""
+    tiny = DESIGN["questions"]["tiny"]
+    edit = {"optimizers": ["sgd", "adamw"], "holm": {"paper": ["sgd"]}}[key]
+    again = {**tiny, "sampler_seed": 3, "rerun_of": "tiny", key: edit}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"questions": {"tiny": tiny, "again": again}}))
+    with pytest.raises(SystemExit):
+        study_main(["plan", "--design", str(path), *inside(tmp_path)])
+    err = capsys.readouterr().err
+    assert f"again.{key}: a rerun of tiny must have its {key}" in err
+
+
 def test_a_grid_cell_takes_the_minutes_of_its_longest_labelled_prefix():
     minutes = {"default": 1.0, 32: 0.3, "32/with_B": 0.5}
     assert study_design.cell_minutes(minutes, "32/with_B/1e-3") == 0.5
