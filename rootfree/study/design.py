@@ -260,8 +260,7 @@ def _check_holm(name: str, spec: dict, bad) -> None:
 
 def _check_rerun(name: str, spec: dict, design: dict, bad) -> None:
     """``rerun_of``: a comparison with the same optimizers, overrides, sampler and Holm families
-    searched with another
-    ``sampler_seed`` (the next one is stage 2's, so two apart at least)."""
+    searched with another ``sampler_seed`` (the next one is stage 2's, so two apart at least)."""
     others = [
         n for n, q in design.items() if n != name and q.get("kind", "comparison") == "comparison"
     ]
