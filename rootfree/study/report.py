@@ -132,15 +132,17 @@ def question_task(question: Question, everything: dict[str, Question]) -> Task:
 def direct_tests(
     question: Question, everything: dict[str, Question], cell: pd.Series
 ) -> pd.DataFrame:
-    """One row per derived question that ``answers`` a check of ``question``: its cells'
-    validation score against the chosen setting of its optimizer (validity.direct_test; a
-    language model's loss negated, so a gain is a lower loss). ``cell``: any chosen cell of the
+    """One row per derived question that ``answers`` a check of ``question`` and has settled
+    every run: its cells' validation score against the chosen setting of its optimizer
+    (validity.direct_test; a language model's loss negated, so a gain is a lower loss). ``cell``: any chosen cell of the
     question, for its dataset and model."""
     rows, metric = [], question_task(question, everything).primary
     val = f"val_{metric.name}"
     for control in everything.values():
         spec = control.spec
         if spec.get("from") != question.name or "answers" not in spec:
+            continue
+        if control.pending(everything):  # part of a control would give a verdict that can flip
             continue
         group, runs = chosen_runs(question, spec["optimizer"]), run_rows(control, question, metric)
         finished = runs.dropna(subset=[val]) if not runs.empty else runs

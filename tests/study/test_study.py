@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,12 @@ def test_study_searches_twice_reseeds_the_chosen_setting_and_collects(tmp_path, 
     assert study_main(["run", *fresh]) == 0, "a fresh clone: only the committed records"
     assert "restored 13 committed records" in capsys.readouterr().out
     assert not (tmp_path / "fresh" / "logs").exists(), "nothing settled is run again"
+
+    # a control with a run still to settle gives no verdict: the rest could flip it
+    shutil.rmtree(next((tmp_path / "out" / "wd_seeds").iterdir()))
+    assert study_main(["report", *args]) == 0
+    checks = pd.read_csv(tmp_path / "tiny" / "validity.csv")
+    assert not checks["check"].str.startswith("tested by wd_seeds").any()
 
 
 def test_more_trials_for_one_optimizer_keep_the_trials_already_drawn(tmp_path, capsys):
