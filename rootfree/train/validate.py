@@ -237,6 +237,25 @@ def check_optimizer(config: dict[str, Any]) -> None:
         raise ConfigError("optimizer", settings["name"], str(error)) from error
 
 
+def cpu_has_bf16_lstm() -> bool:
+    """Whether oneDNN can run a bf16 LSTM on this CPU (AVX-512 BF16 or AMX): without them
+    autocast's LSTM fails at its first forward pass."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def check_bf16_lstm(config: dict[str, Any]) -> None:
+    """A bf16 LSTM on a CPU that cannot run one is refused before any data is loaded."""
+    trainer = config["trainer"]
+    if config["model"].get("name") != "lstm" or trainer["amp"] != "bf16":
+        return
+    if resolve_device(str(trainer["device"])).type == "cpu" and not cpu_has_bf16_lstm():
+        raise ConfigError(
+            "trainer.amp",
+            "bf16",
+            "this CPU has no bf16 LSTM (oneDNN needs AVX-512 BF16 or AMX): use off, or a GPU",
+        )
+
+
 def validate_config(config: dict[str, Any], check_data: bool = True) -> None:
     """Raise ``ConfigError`` for the first value of ``config`` that cannot work, then (unless
     ``check_data`` is off, for configs meant for another machine) for data that are missing."""
@@ -251,3 +270,4 @@ def validate_config(config: dict[str, Any], check_data: bool = True) -> None:
     check_model(config, shape)
     if check_data:
         check_data_present(config["dataset"])
+        check_bf16_lstm(config)

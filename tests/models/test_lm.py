@@ -19,6 +19,8 @@ from rootfree.models.lm import (
     create_language_model,
 )
 from rootfree.optim import create_optimizer, weight_decay_param_groups
+from rootfree.train.validate import cpu_has_bf16_lstm
+from tests.train.helpers import NO_BF16
 
 VOCAB = 32
 
@@ -197,7 +199,13 @@ def test_bad_options_give_one_line_errors(build, message):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gpt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("lstm", marks=pytest.mark.skipif(not cpu_has_bf16_lstm(), reason=NO_BF16)),
+        "gpt",
+    ],
+)
 def test_a_bf16_autocast_step_has_finite_loss_and_gradients(name):
     model, x = small(name), tokens()
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -57,3 +57,6 @@ def wait_for(runs: Path, pattern: str, timeout: float = 120) -> Path:
             return found[0]
         time.sleep(0.01)
     raise AssertionError(f"no {pattern} under {runs} within {timeout} s")
+
+
+NO_BF16 = "oneDNN has no bf16 LSTM on this CPU (it needs AVX-512 BF16 or AMX)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rootfree.optim import OPTIMIZERS
+from rootfree.train import validate
 from rootfree.train.validate import ConfigError, validate_config
 from tests.train.helpers import compose_config
 
@@ -143,3 +144,17 @@ def test_the_data_check_comes_after_every_value_check():
     with pytest.raises(ConfigError) as error:
         validate_config(compose_config("dataset.root=/nonexistent", "optimizer.lr=-1"))
     assert error.value.key == "optimizer.lr"
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_a_bf16_lstm_is_refused_on_a_cpu_that_cannot_run_one(monkeypatch, supported):
+    """oneDNN's bf16 LSTM needs AVX-512 BF16 or AMX; without them autocast fails mid-step."""
+    monkeypatch.setattr(validate, "cpu_has_bf16_lstm", lambda: supported)
+    config = compose_config("experiment=lm_smoke", "model=lstm", "trainer.amp=bf16")
+    if supported:
+        validate_config(config)
+        return
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert error.value.key == "trainer.amp" and "AVX-512" in str(error.value)
+    validate_config(compose_config("experiment=lm_smoke", "model=gpt", "trainer.amp=bf16"))
