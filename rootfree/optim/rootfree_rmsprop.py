@@ -229,6 +229,7 @@ SPECS = (
         family="diagonal",
         root_free=True,
         counterpart="rmsprop",
+        heavy_ball={"momentum": "lr"},
         paper_names={
             "lr": PaperName("lr"),
             "weight_decay": PaperName("weight_decay"),

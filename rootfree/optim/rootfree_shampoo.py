@@ -388,6 +388,7 @@ SPECS = (
         family="kronecker",
         root_free=True,
         counterpart="shampoo",
+        heavy_ball={"momentum": "lr"},
         paper_names={
             "lr": PaperName("lr"),
             "weight_decay": PaperName("weight_decay"),

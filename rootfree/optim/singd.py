@@ -582,6 +582,7 @@ SPECS = (
         family="kronecker",
         root_free=True,
         counterpart=None,
+        heavy_ball={"momentum": "lr", "riemannian_momentum": "lr_cov"},
         paper_names={
             "lr": PaperName("lr"),
             "momentum": PaperName("momentum"),

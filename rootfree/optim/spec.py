@@ -1,6 +1,7 @@
 """An optimizer's spec: the one home of what rootfree knows about a method (its factory, where
 the paper's hyperparameters sit among its arguments, its config defaults, its stage-1 search
-space, its family and root-based counterpart, its parameter-group policy, its bench settings).
+space, its family and root-based counterpart, its parameter-group policy, its bench settings, which
+of its decays sum undampened).
 
 A method module defines ``SPECS = (OptimizerSpec(...), ...)``; a plug-in package points an entry
 point of the group ``rootfree.optimizers`` at one spec (docs/extending.md). Everything else
@@ -27,6 +28,7 @@ FAMILIES = {
 
 PAPER_HPARAMS = ("lr", "momentum", "lr_cov", "damping", "weight_decay", "riemannian_momentum")
 PAPER_DECAYS = ("momentum", "riemannian_momentum")  # EMA coefficients, in [0, 1)
+PAPER_RATES = ("lr", "lr_cov")  # step sizes: of the parameters, of the preconditioner
 # Config keys the trainer reads beside the optimizer's own (rootfree.train.build.build_optimizer).
 TRAINER_KEYS = ("name", "batch_size", "lr_cov_scales", "param_overrides")
 
@@ -83,6 +85,9 @@ class OptimizerSpec:
     family: str
     root_free: bool = False
     counterpart: str | None = None  # the root-based method a root-free one is compared with
+    # decays that sum undampened (b <- decay b + u), each mapped to the rate whose effective
+    # step, rate / (1 - decay), it scales: a control that moves the decay holds that ratio
+    heavy_ball: Mapping[str, str] = field(default_factory=dict)
     # its curvature EMA (lr_cov) is bias-corrected, so it needs no steps to forget its start
     bias_corrected: bool = False
     paper_names: Mapping[str, PaperName] = field(default_factory=dict)
@@ -139,6 +144,11 @@ def spec_problems(spec: OptimizerSpec, taken: Mapping[str, OptimizerSpec]) -> li
         unknown = sorted(set(names) - keys)
         if unknown:
             problems.append(f"{what} {unknown} are neither paper names nor arguments")
+    for decay, rate in spec.heavy_ball.items():
+        if decay not in PAPER_DECAYS or rate not in PAPER_RATES:
+            problems.append(f"heavy_ball {decay!r} -> {rate!r} is not a decay -> a rate")
+        elif not {decay, rate} <= set(spec.paper_names):
+            problems.append(f"heavy_ball {decay!r} -> {rate!r} needs both as paper names")
     if spec.counterpart is not None and spec.counterpart not in taken:
         problems.append(f"counterpart {spec.counterpart!r} is not registered")
     return problems

@@ -22,6 +22,7 @@ SPECS = (
         "sgd",
         torch.optim.SGD,
         family="sgd",
+        heavy_ball={"momentum": "lr"},
         paper_names={**COMMON, "momentum": PaperName("momentum")},
         defaults={"lr": 0.05, "momentum": 0.9, "weight_decay": 5.0e-4},
         search={
@@ -57,6 +58,7 @@ SPECS = (
         "rmsprop",
         torch.optim.RMSprop,
         family="diagonal",
+        heavy_ball={"momentum": "lr"},
         paper_names={
             **COMMON,
             "momentum": PaperName("momentum"),

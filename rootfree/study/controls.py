@@ -2,7 +2,9 @@
 each failed `bracketed` or `contained` row that no derived question tests yet becomes a derived
 question that reruns the chosen setting one factor 1.5 and one 2.25 past the end it sits at.
 A decay (momentum) that those factors would take to 1 or past moves by 1 - value halved and
-quartered instead. A failed `plateau` row becomes the chosen setting trained twice as long.
+quartered instead; one the spec declares heavy-ball moves with its rate, so that the effective
+step rate / (1 - decay) stays the chosen one. A failed `plateau` row becomes the chosen setting
+trained twice as long.
 Their verdicts then answer the check (rootfree.results.validity).
 A failed `stable` check becomes a question that runs, on every seed, the best setting whose
 search run never collapses (stability.csv), beside every optimizer compared: it answers no
@@ -16,7 +18,7 @@ import pandas as pd
 import yaml
 
 from rootfree.compose import compose_overrides
-from rootfree.optim import get_optimizer_spec, searched_only
+from rootfree.optim import OptimizerSpec, get_optimizer_spec, searched_only
 from rootfree.optim.spec import PAPER_DECAYS
 from rootfree.results.collect import PAPER_COLUMNS
 from rootfree.results.validity import tightest_edge
@@ -91,16 +93,34 @@ def derived_entry(
     return entry | {"checks": [], "minutes": {"default": minutes}}
 
 
+def cell_overrides(spec: OptimizerSpec, chosen: pd.Series, key: str, value: float) -> list[str]:
+    """One control cell: ``key`` at ``value``, and a heavy-ball decay's rate moved with it so
+    that rate / (1 - decay) stays the chosen setting's."""
+    overrides = [f"optimizer.{key}={value:.4g}"]
+    rate = spec.heavy_ball.get(key)
+    if rate:
+        held = float(chosen[rate]) * (1.0 - value) / (1.0 - float(chosen[key]))
+        overrides.append(f"optimizer.{rate}={held:.4g}")
+    return overrides
+
+
 def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tuple[str, dict]:
     """(name, design entry) of the derived question that tests one failure."""
     optimizer, criterion, key, side = failure
+    spec = get_optimizer_spec(optimizer)
     values = past_end(float(chosen[key]), key, side)
-    grid = {f"{v:.3g}": [f"optimizer.{key}={v:.4g}"] for v in values}
-    counterpart = get_optimizer_spec(optimizer).counterpart
+    grid = {f"{v:.3g}": cell_overrides(spec, chosen, key, v) for v in values}
     compared = question.spec["optimizers"]
-    other = counterpart if counterpart in compared else "adamw" if "adamw" in compared else None
+    other = (
+        spec.counterpart
+        if spec.counterpart in compared
+        else "adamw"
+        if "adamw" in compared
+        else None
+    )
+    held = f", the same {spec.heavy_ball[key]} / (1 - {key})" if key in spec.heavy_ball else ""
     title = (
-        f"the chosen setting at a {'lower' if side == 'low' else 'higher'} {key} "
+        f"the chosen setting at a {'lower' if side == 'low' else 'higher'} {key}{held} "
         f"(its {criterion} check failed)"
     )
     references = [optimizer] + ([other] if other and other != optimizer else [])

@@ -7,9 +7,11 @@ import io
 
 import pytest
 import torch
+from torch import nn
 
 from rootfree.optim import FAMILIES, OPTIMIZERS, create_optimizer, get_optimizer_spec
 from rootfree.optim.spec import accepted_arguments
+from rootfree.optim.vocabulary import from_paper_hparams, to_paper_hparams
 from tests.optim.helpers import BATCH, batches, loss_fn, small_cnn, snapshot, train
 
 NAMES = sorted(OPTIMIZERS)
@@ -194,6 +196,41 @@ def test_optimizer_survives_deepcopy_and_repr(name):
     train(model, optimizer, batches(1))
     assert type(optimizer).__name__ in repr(optimizer)
     copy.deepcopy(optimizer)
+
+
+def settled_step(name: str, momentum: float, steps: int = 400) -> torch.Tensor:
+    """The mean parameter step over the last 10 of ``steps`` on a linear loss, whose gradient
+    (and curvature) never changes: a heavy-ball sum settles at lr u / (1 - momentum), an EMA
+    at lr u."""
+    torch.manual_seed(0)
+    model, x, c = nn.Linear(6, 4, bias=False), torch.randn(BATCH, 6), torch.randn(BATCH, 4)
+    arguments = {**settings(name), "weight_decay": 0.0}
+    arguments.update(from_paper_hparams(name, momentum=momentum, **paper_lr_cov(name)))
+    optimizer = make(name, model, **arguments)
+    for step in range(steps):
+        if step == steps - 10:
+            before = model.weight.detach().clone()
+        optimizer.zero_grad()
+        (model(x) * c).sum().div(BATCH).backward()
+        optimizer.step()
+    return (model.weight.detach() - before) / 10
+
+
+def paper_lr_cov(name: str) -> dict:
+    """The bench's lr_cov in paper terms, so setting momentum keeps it (Adam's betas hold both)."""
+    return {k: v for k, v in to_paper_hparams(name, settings(name)).items() if k == "lr_cov"}
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if "momentum" in get_optimizer_spec(n).paper_names]
+)
+def test_a_declared_heavy_ball_momentum_scales_the_settled_step_by_one_over_one_minus_it(name):
+    """Momentum 0.9 against 0.5 at the same lr: the settled step grows (1 - 0.5) / (1 - 0.9) = 5
+    times where the spec declares momentum heavy-ball, and stays where it does not."""
+    low, high = settled_step(name, 0.5), settled_step(name, 0.9)
+    ratio = float((high * low).sum() / (low * low).sum())
+    declared = "momentum" in get_optimizer_spec(name).heavy_ball
+    assert ratio == pytest.approx(5.0 if declared else 1.0, rel=0.1)
 
 
 def test_spec_metadata_is_consistent():

@@ -65,6 +65,8 @@ def test_a_plugin_spec_joins_the_registry_named_by_its_distribution(registry_cop
         (lambda: spec(paper_names={"lr": PaperName("step")}), "paper name 'lr' -> 'step'"),
         (lambda: "not a spec", "expected a rootfree.optim.OptimizerSpec, got str"),
         (lambda: spec(root_free=True, counterpart="sgdd"), "counterpart 'sgdd' is not registered"),
+        (lambda: spec(heavy_ball={"lr": "momentum"}), "heavy_ball 'lr' -> 'momentum' is not a"),
+        (lambda: spec(heavy_ball={"momentum": "lr"}), "'momentum' -> 'lr' needs both as paper"),
     ],
 )
 def test_a_broken_plugin_is_one_line_naming_its_distribution(registry_copy, load, message):

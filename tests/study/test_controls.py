@@ -41,6 +41,9 @@ GENERATED = {
                  "p2_equal_rootfree_shampoo_riemannian_momentum", "p2_equal_adamw_stable",
                  "p2_equal_sgd_epochs", "p2_equal_rootfree_rmsprop_epochs",
                  "p2_equal_shampoo_epochs"],
+    "p7_gpt": ["p7_gpt_singd_momentum"],
+    "p7_lstm": ["p7_lstm_sgd_momentum", "p7_lstm_rootfree_rmsprop_momentum",
+                "p7_lstm_singd_riemannian_momentum", "p7_lstm_soap_momentum"],
 }  # fmt: skip
 # failed `plateau` checks (read on every optimizer's curve since the P2 and P7 searches ran)
 # whose longer-training control the command prints but the design does not hold: not run
@@ -50,14 +53,16 @@ NOT_DESIGNED = {
                "rootfree_shampoo", "sgd", "shampoo", "singd", "soap"},
 }  # fmt: skip
 # failures whose hand-written controls followed another rule: P2's RootFreeShampoo weight decay
-# (x4, x16) and SGD momentum (lr / (1 - momentum) held); P7 GPT's RF-AdamW and SINGD momentum
-# (rounded to 0.9 and 0.95)
+# (x4, x16) and SGD momentum (0.983 and 0.996); P7 GPT's RF-AdamW momentum (rounded to 0.9)
 OTHER_RULES = {
     "p1_cnn": set(),
     "p2_equal": set(),
     "p2_vit": {("rootfree_shampoo", "weight_decay"), ("sgd", "momentum")},
-    "p7_gpt": {("rootfree_adam", "momentum"), ("singd", "momentum")},
+    "p7_gpt": {("rootfree_adam", "momentum")},
 }
+# what `settled_step` in tests/optim/test_common.py measures: heavy-ball sums, the rate they scale
+HEAVY_BALL = {("sgd", "momentum"): "lr", ("rootfree_rmsprop", "momentum"): "lr",
+              ("singd", "momentum"): "lr", ("singd", "riemannian_momentum"): "lr_cov"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -153,6 +158,27 @@ def test_generated_controls_are_in_the_design_as_proposed(name, tmp_path):
         for label, overrides in every_override(designed).items():
             assert overrides == pytest.approx(proposed_cells.pop(label), rel=2e-3), entry
         assert not proposed_cells, entry
+
+
+@pytest.mark.parametrize("name", ["p2_equal", "p7_lstm", "p7_gpt"])
+def test_a_control_of_a_heavy_ball_decay_keeps_the_chosen_effective_step(name, tmp_path):
+    """Each cell that moves a heavy-ball decay moves its rate so that rate / (1 - decay) is the
+    chosen setting's (comparison.csv); a cell that moves an EMA's decay leaves the rate alone."""
+    chosen = pd.read_csv(TABLES / name / "comparison.csv").set_index("optimizer")
+    seen = set()
+    searched = [e for e in generate(name, tmp_path).values() if e.get("answers") in controls.CHECKS]
+    for entry in searched:
+        ((key, _),) = entry["grid"].items()
+        rate = HEAVY_BALL.get((entry["optimizer"], key))
+        row = chosen.loc[entry["optimizer"]]
+        for cell in every_override(entry).values():
+            if rate:
+                step = cell[f"optimizer.{rate}"] / (1 - cell[f"optimizer.{key}"])
+                assert step == pytest.approx(row[rate] / (1 - row[key]), rel=2e-3), entry
+                seen.add(rate)
+            else:
+                assert set(cell) == {f"optimizer.{key}"}, entry
+    assert seen, f"{name} has no heavy-ball control to check"
 
 
 def test_the_command_prints_entries_that_the_design_check_accepts(tmp_path, capsys):
