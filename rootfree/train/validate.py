@@ -258,7 +258,8 @@ def check_bf16_lstm(config: dict[str, Any]) -> None:
 
 def validate_config(config: dict[str, Any], check_data: bool = True) -> None:
     """Raise ``ConfigError`` for the first value of ``config`` that cannot work, then (unless
-    ``check_data`` is off, for configs meant for another machine) for data that are missing."""
+    ``check_data`` is off, for configs meant for another machine) for data that are missing
+    and for what this machine cannot run (a bf16 LSTM on a CPU without its kernels)."""
     for section in ("dataset", "model", "optimizer", "trainer"):
         if not isinstance(config.get(section), dict):
             raise ConfigError(section, config.get(section), "must be a config group")
