@@ -111,19 +111,13 @@ def control_entry(question: Question, chosen: pd.Series, failure: tuple) -> tupl
     values = past_end(float(chosen[key]), key, side)
     grid = {f"{v:.3g}": cell_overrides(spec, chosen, key, v) for v in values}
     compared = question.spec["optimizers"]
-    other = (
-        spec.counterpart
-        if spec.counterpart in compared
-        else "adamw"
-        if "adamw" in compared
-        else None
-    )
+    others = [o for o in (spec.counterpart, "adamw") if o in compared and o != optimizer]
     held = f", the same {spec.heavy_ball[key]} / (1 - {key})" if key in spec.heavy_ball else ""
     title = (
         f"the chosen setting at a {'lower' if side == 'low' else 'higher'} {key}{held} "
         f"(its {criterion} check failed)"
     )
-    references = [optimizer] + ([other] if other and other != optimizer else [])
+    references = [optimizer] + others[:1]
     entry = derived_entry(question, optimizer, title, {key: grid}, references, answers=criterion)
     return f"{question.name}_{optimizer}_{key}", entry
 
