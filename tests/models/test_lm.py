@@ -19,8 +19,7 @@ from rootfree.models.lm import (
     create_language_model,
 )
 from rootfree.optim import create_optimizer, weight_decay_param_groups
-from rootfree.train.validate import cpu_has_bf16_lstm
-from tests.train.helpers import NO_BF16
+from tests.train.helpers import NEEDS_BF16_LSTM
 
 VOCAB = 32
 
@@ -199,13 +198,7 @@ def test_bad_options_give_one_line_errors(build, message):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param("lstm", marks=pytest.mark.skipif(not cpu_has_bf16_lstm(), reason=NO_BF16)),
-        "gpt",
-    ],
-)
+@pytest.mark.parametrize("name", [pytest.param("lstm", marks=NEEDS_BF16_LSTM), "gpt"])
 def test_a_bf16_autocast_step_has_finite_loss_and_gradients(name):
     model, x = small(name), tokens()
     with torch.autocast("cpu", dtype=torch.bfloat16):

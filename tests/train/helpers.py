@@ -8,8 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from rootfree.train.validate import cpu_has_bf16_lstm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,4 +62,8 @@ def wait_for(runs: Path, pattern: str, timeout: float = 120) -> Path:
     raise AssertionError(f"no {pattern} under {runs} within {timeout} s")
 
 
-NO_BF16 = "oneDNN has no bf16 LSTM on this CPU (it needs AVX-512 BF16 or AMX)"
+# for tests of a bf16 LSTM on CPU: oneDNN runs one only with AVX-512 BF16 or AMX
+NEEDS_BF16_LSTM = pytest.mark.skipif(
+    not cpu_has_bf16_lstm(),
+    reason="oneDNN has no bf16 LSTM on this CPU (it needs AVX-512 BF16 or AMX)",
+)

@@ -13,9 +13,8 @@ from rootfree.record import RunDir
 from rootfree.tasks import CLASSIFICATION, LANGUAGE_MODEL
 from rootfree.train.app import objective
 from rootfree.train.loop import OtherData, Trainer
-from rootfree.train.validate import cpu_has_bf16_lstm
 from tests.data.test_text import write_ptb
-from tests.train.helpers import NO_BF16, compose_config, train_py
+from tests.train.helpers import NEEDS_BF16_LSTM, compose_config, train_py
 from tests.train.test_trainer import results, run
 
 
@@ -122,10 +121,7 @@ def test_epoch_tokens_set_the_evaluation_period_and_the_final_train_block(tmp_pa
 @pytest.mark.parametrize(
     "overrides",
     [
-        pytest.param(
-            ["trainer.amp=bf16", "model=lstm"],
-            marks=pytest.mark.skipif(not cpu_has_bf16_lstm(), reason=NO_BF16),
-        ),
+        pytest.param(["trainer.amp=bf16", "model=lstm"], marks=NEEDS_BF16_LSTM),
         ["trainer.amp=bf16", "trainer.channels_last=true", "optimizer=rootfree_shampoo"],
         pytest.param(["trainer.compile=true"], marks=pytest.mark.slow),
     ],

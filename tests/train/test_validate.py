@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from rootfree.optim import OPTIMIZERS
 from rootfree.train import validate
@@ -158,3 +159,16 @@ def test_a_bf16_lstm_is_refused_on_a_cpu_that_cannot_run_one(monkeypatch, suppor
         validate_config(config)
     assert error.value.key == "trainer.amp" and "AVX-512" in str(error.value)
     validate_config(compose_config("experiment=lm_smoke", "model=gpt", "trainer.amp=bf16"))
+
+
+def test_the_bf16_lstm_probe_says_whether_one_runs_on_this_cpu():
+    """The probe is a private torch call: checked against an autocast LSTM forward pass here,
+    so a probe that torch renames or changes fails this test, not a user's first step."""
+    lstm = torch.nn.LSTM(4, 4)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.randn(3, 2, 4))
+        ran = True
+    except RuntimeError:
+        ran = False
+    assert validate.cpu_has_bf16_lstm() == ran
